@@ -1,0 +1,79 @@
+import express, { type Express, type RequestHandler } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import { pinoHttp } from 'pino-http';
+import type { Container } from './container.js';
+import { AppError } from './errors.js';
+import { authenticate } from './http/auth.js';
+import { healthRoutes } from './http/health-routes.js';
+import { errorHandler } from './http/problem.js';
+import { requestId } from './http/request-id.js';
+import { maskMsisdnsInText } from './lib/msisdn.js';
+import { apiKeysRoutes } from './modules/api-keys/api-keys-routes.js';
+import { carriersRoutes } from './modules/carriers/carriers-routes.js';
+import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
+import { OPENAPI_PATH } from './paths.js';
+
+export const JSON_BODY_LIMIT = '64kb';
+
+/** Builds the HTTP app from its dependencies. Performs no I/O until a request arrives. */
+export function buildApp(c: Container, options: { validateResponses?: boolean } = {}): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', c.config.TRUST_PROXY);
+  app.set('etag', false);
+
+  app.use(requestId());
+  app.use(requestMetrics(c));
+  app.use(
+    pinoHttp({
+      logger: c.logger,
+      genReqId: (req) => (req as express.Request).requestId,
+      customProps: (req) => ({ request_id: (req as express.Request).requestId }),
+      serializers: {
+        req: (req: { method: string; url: string }) => ({
+          method: req.method,
+          url: maskMsisdnsInText(req.url),
+        }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    }),
+  );
+
+  app.use(healthRoutes(c));
+
+  app.use(
+    express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
+  );
+  app.use('/v1', authenticate(c.apiKeys, c.authBrake));
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: OPENAPI_PATH,
+      validateRequests: { allowUnknownQueryParameters: false, removeAdditional: false },
+      validateResponses: options.validateResponses ? { removeAdditional: false } : false,
+      validateSecurity: false,
+      ignorePaths: /^\/(healthz|readyz|metrics)$/,
+    }),
+  );
+
+  app.use(carriersRoutes(c));
+  app.use(merchantsRoutes(c));
+  app.use(apiKeysRoutes(c));
+
+  app.use(() => {
+    throw new AppError('route_not_found', 'No such route.');
+  });
+  app.use(errorHandler(c.logger));
+  return app;
+}
+
+function requestMetrics(c: Container): RequestHandler {
+  return (req, res, next) => {
+    const end = c.metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      end({ method: req.method, route, status: String(res.statusCode) });
+    });
+    next();
+  };
+}

@@ -1,0 +1,80 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.js';
+import { createContainer } from '../container.js';
+import { runMigrations } from '../db/migrate.js';
+import { createPool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
+import { SYSTEM_ACTOR } from '../http/context.js';
+import { createLogger } from '../logger.js';
+import { createMetrics } from '../metrics.js';
+
+const USAGE = `Usage: npm run admin -- <command> [options]
+
+Commands:
+  create-admin-key [--description TEXT]   create an admin API key (printed alone on the last line)
+`;
+
+/** Operations CLI: works on the database named by DATABASE_URL, without the HTTP API. */
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { description: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const command = positionals[0];
+  if (!command || values.help) {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig();
+  if (!config.DATABASE_URL) {
+    process.stderr.write(
+      'DATABASE_URL is required: the admin CLI works on an existing database.\n',
+    );
+    return 2;
+  }
+  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, undefined);
+  await runMigrations(config.DATABASE_URL, logger);
+  const pool = createPool(
+    {
+      connectionString: config.DATABASE_URL,
+      max: 2,
+      statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    },
+    logger,
+  );
+  try {
+    const c = createContainer({
+      config,
+      pool,
+      redis: null,
+      logger,
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
+    switch (command) {
+      case 'create-admin-key': {
+        const key = await withTransaction(pool, (tx) =>
+          c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('admin-cli'), {
+            role: 'admin',
+            description: values.description ?? 'created with the admin CLI',
+          }),
+        );
+        process.stdout.write(`Created admin key ${key.id}. It is shown once:\n${key.key}\n`);
+        return 0;
+      }
+      default:
+        process.stderr.write(`Unknown command "${command}".\n${USAGE}`);
+        return 2;
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every environment variable the gateway reads, with its meaning. Parsed once at start;
+ * an invalid value stops the process with a message naming the variable.
+ */
+export const configSchema = z.object({
+  NODE_ENV: z
+    .enum(['development', 'production', 'test'])
+    .default('development')
+    .describe('Runtime mode; production turns off pretty output and sandbox defaults.'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('Interface the HTTP server binds to.'),
+  PORT: int(0, 65535).default(8080).describe('HTTP port (0 picks a free one).'),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/ })
+    .optional()
+    .describe(
+      'PostgreSQL connection string. Unset: an embedded PostgreSQL under .data/ is started.',
+    ),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/ })
+    .optional()
+    .describe('Redis connection string for rate limits. Unset: an in-process limiter is used.'),
+  SANDBOX: bool
+    .optional()
+    .describe(
+      'Sandbox mode: seeds demo tenants, exposes the SMS outbox, allows loopback webhooks. Default: on when DATABASE_URL is unset.',
+    ),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('pino log level.'),
+  PG_POOL_MAX: int(1, 500).default(20).describe('Maximum PostgreSQL connections per instance.'),
+  PG_STATEMENT_TIMEOUT_MS: int(100, 600_000)
+    .default(10_000)
+    .describe('statement_timeout for every gateway connection, in milliseconds.'),
+  EMBEDDED_PG_DIR: z
+    .string()
+    .min(1)
+    .default('.data/postgres')
+    .describe('Data directory of the embedded PostgreSQL.'),
+  EMBEDDED_PG_PORT: int(0, 65535)
+    .default(0)
+    .describe('Port of the embedded PostgreSQL (0 picks a free one).'),
+  IDEMPOTENCY_RETENTION_HOURS: int(72, 24 * 365)
+    .default(72)
+    .describe('How long idempotency keys and their stored answers are kept (at least 72 h).'),
+  RESERVATION_TTL_SECONDS: int(60, 30 * 24 * 3600)
+    .default(7 * 24 * 3600)
+    .describe('Default lifetime of a reservation (capture=false) before the sweeper cancels it.'),
+  WORKERS_ENABLED: bool.default(true).describe('Run background workers in this instance.'),
+  WORKER_INTERVAL_MS: int(50, 600_000)
+    .default(1000)
+    .describe('How often background workers look for work, in milliseconds.'),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000)
+    .default(15_000)
+    .describe('How long SIGTERM waits for in-flight requests before closing anyway.'),
+  TRUST_PROXY: bool
+    .default(false)
+    .describe('Trust X-Forwarded-For for the client IP (behind a load balancer).'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type Config = Omit<RawConfig, 'SANDBOX'> & { SANDBOX: boolean };
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws ConfigError naming each wrong variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const name = issue.path.join('.') || '(environment)';
+        return `${name}: ${issue.message}`;
+      }),
+    );
+  }
+  const raw = parsed.data;
+  return { ...raw, SANDBOX: raw.SANDBOX ?? raw.DATABASE_URL === undefined };
+}
+
+/** A human-readable table of the variables, for `--help` style output and the README. */
+export function describeConfig(): { name: string; description: string }[] {
+  return Object.entries(configSchema.shape).map(([name, schema]) => ({
+    name,
+    description: schema.description ?? '',
+  }));
+}

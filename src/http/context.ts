@@ -1,0 +1,36 @@
+export type Role = 'merchant' | 'carrier' | 'admin' | 'auditor';
+
+/** Who is calling: resolved from the API key by the auth middleware. */
+export interface AuthContext {
+  keyId: string;
+  role: Role;
+  /** The merchant's or carrier's id; for admin and auditor keys, the key id itself. */
+  ownerId: string;
+}
+
+/** Who did something, as recorded in audit events. */
+export interface Actor {
+  type: Role | 'system';
+  id: string | null;
+  apiKeyId: string | null;
+  ip: string | null;
+  requestId: string | null;
+}
+
+export const SYSTEM_ACTOR = (worker: string): Actor => ({
+  type: 'system',
+  id: worker,
+  apiKeyId: null,
+  ip: null,
+  requestId: null,
+});
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      requestId: string;
+      auth?: AuthContext;
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import type { Express } from 'express';
+import { Redis } from 'ioredis';
+import supertest from 'supertest';
+import { inject } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createContainer, type Container } from '../../src/container.js';
+import { createPool } from '../../src/db/pool.js';
+import { withTransaction } from '../../src/db/transaction.js';
+import { SYSTEM_ACTOR } from '../../src/http/context.js';
+import { createLogger } from '../../src/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+
+export interface Harness {
+  app: Express;
+  c: Container;
+  http: ReturnType<typeof supertest>;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>;
+  redis?: boolean;
+  /** Adjusts the container before the app is built (e.g. a shorter limit policy). */
+  configure?: (c: Container) => void;
+}
+
+/** The real app on the run's database and the local Redis; each call has its own pool and metrics. */
+export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const config: Config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: inject('databaseUrl'),
+    REDIS_URL: inject('redisUrl'),
+    SANDBOX: 'true',
+    LOG_LEVEL: 'info',
+    WORKERS_ENABLED: 'false',
+    PG_POOL_MAX: '30',
+    ...options.env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString('utf8'));
+      if (logs.length > 5000) logs.splice(0, 1000);
+      cb();
+    },
+  });
+  const logger = createLogger(config.LOG_LEVEL, sink);
+  const pool = createPool(
+    {
+      connectionString: config.DATABASE_URL!,
+      max: config.PG_POOL_MAX,
+      statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    },
+    logger,
+  );
+  const redis =
+    options.redis === false || !config.REDIS_URL
+      ? null
+      : new Redis(config.REDIS_URL, {
+          enableOfflineQueue: false,
+          commandTimeout: 500,
+          maxRetriesPerRequest: 0,
+          lazyConnect: true,
+        });
+  if (redis) {
+    redis.on('error', () => undefined);
+    await redis.connect().catch(() => undefined);
+  }
+  const c = createContainer({
+    config,
+    pool,
+    redis,
+    logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
+  options.configure?.(c);
+  const app = buildApp(c, { validateResponses: true });
+  return {
+    app,
+    c,
+    http: supertest(app),
+    logs,
+    async close() {
+      await pool.end();
+      redis?.disconnect();
+    },
+  };
+}
+
+export function randomSuffix(): string {
+  return randomBytes(5).toString('hex');
+}
+
+export function bearer(key: string): { Authorization: string } {
+  return { Authorization: `Bearer ${key}` };
+}
+
+/** A fresh admin key made directly through the service (the bootstrap path). */
+export async function newAdminKey(
+  h: Harness,
+  role: 'admin' | 'auditor' = 'admin',
+): Promise<string> {
+  const created = await withTransaction(h.c.pool, (tx) =>
+    h.c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('test'), { role }),
+  );
+  return created.key;
+}
