@@ -9,8 +9,15 @@ import { errorHandler } from './http/problem.js';
 import { requestId } from './http/request-id.js';
 import { maskMsisdnsInText } from './lib/msisdn.js';
 import { apiKeysRoutes } from './modules/api-keys/api-keys-routes.js';
+import { auditRoutes } from './modules/audit/audit-routes.js';
+import { chargesRoutes } from './modules/charges/charges-routes.js';
+import { eventsRoutes } from './modules/events/events-routes.js';
+import { ledgerRoutes } from './modules/ledger/ledger-routes.js';
+import { refundsRoutes } from './modules/refunds/refunds-routes.js';
+import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
+import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
 import { OPENAPI_PATH } from './paths.js';
 
 export const JSON_BODY_LIMIT = '64kb';
@@ -46,6 +53,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
     express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
   );
   app.use('/v1', authenticate(c.apiKeys, c.authBrake));
+  app.use('/v1', perKeyRateLimit(c.rateLimits));
   app.use(
     OpenApiValidator.middleware({
       apiSpec: OPENAPI_PATH,
@@ -59,6 +67,12 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(carriersRoutes(c));
   app.use(merchantsRoutes(c));
   app.use(apiKeysRoutes(c));
+  app.use(auditRoutes(c));
+  app.use(subscribersRoutes(c));
+  app.use(chargesRoutes(c));
+  app.use(refundsRoutes(c));
+  app.use(eventsRoutes(c));
+  app.use(ledgerRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

@@ -27,6 +27,34 @@ export const configSchema = z.object({
     .url({ protocol: /^rediss?$/ })
     .optional()
     .describe('Redis connection string for rate limits. Unset: an in-process limiter is used.'),
+  RATE_LIMIT_KEY_RATE: z.coerce
+    .number()
+    .positive()
+    .max(1_000_000)
+    .default(50)
+    .describe('Sustained requests per second per API key (an owner may have its own rate_limit).'),
+  RATE_LIMIT_KEY_BURST: int(1, 1_000_000)
+    .default(100)
+    .describe('Requests per API key that may arrive at once (GCRA burst).'),
+  RATE_LIMIT_MSISDN_PER_MINUTE: int(1, 100_000)
+    .default(5)
+    .describe('Charge attempts per subscriber (MSISDN) per minute, across all merchants.'),
+  RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: int(1, 100_000)
+    .default(20)
+    .describe('Failed authentications per client address per minute before it gets 429.'),
+  RATE_LIMIT_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,40}$/)
+    .default('rl')
+    .describe('Prefix of the rate-limit keys in Redis (keys look like `rl:{key:<id>}`).'),
+  RATE_LIMIT_POLICY_CACHE_MS: int(0, 600_000)
+    .default(5000)
+    .describe('How long a per-owner rate-limit override is kept in process, in milliseconds.'),
+  RATE_LIMIT_REDIS_RETRY_MS: int(50, 600_000)
+    .default(1000)
+    .describe(
+      'After a failed Redis command, how long limits stay in process before Redis is tried again.',
+    ),
   SANDBOX: bool
     .optional()
     .describe(
@@ -58,6 +86,22 @@ export const configSchema = z.object({
   WORKER_INTERVAL_MS: int(50, 600_000)
     .default(1000)
     .describe('How often background workers look for work, in milliseconds.'),
+  AUDIT_SEAL_BATCH_SIZE: int(1, 10_000)
+    .default(500)
+    .describe('How many audit events the sealer hashes into the chain per transaction.'),
+  WEBHOOK_TIMEOUT_MS: int(100, 60_000)
+    .default(10_000)
+    .describe(
+      'How long one webhook delivery may take before it counts as failed, in milliseconds.',
+    ),
+  WEBHOOK_RETRY_SCHEDULE_SECONDS: z
+    .string()
+    .regex(/^\d{1,6}(,\d{1,6}){0,29}$/, 'a comma-separated list of whole seconds')
+    .default('10,30,60,300,900,3600,10800,21600,43200,86400')
+    .transform((v) => v.split(',').map(Number))
+    .describe(
+      'Base delays between webhook attempts, in seconds (each is jittered down to a random fraction). After the last one, an event is retried once more when 24 h have passed since it came due, then marked failed.',
+    ),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000)
     .default(15_000)
     .describe('How long SIGTERM waits for in-flight requests before closing anyway.'),

@@ -1,11 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Pool } from './db/pool.js';
-import { NO_BRAKE, type AuthFailureBrake } from './http/auth.js';
+import type { AuthFailureBrake } from './http/auth.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Worker } from './workers/workers.js';
 import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys-service.js';
+import { createAuditSealer } from './modules/audit/audit-sealer.js';
+import { createAuditService, type AuditService } from './modules/audit/audit-service.js';
 import {
   createCarriersService,
   type CarriersService,
@@ -14,6 +16,32 @@ import {
   createMerchantsService,
   type MerchantsService,
 } from './modules/merchants/merchants-service.js';
+import { createChargesService, type ChargesService } from './modules/charges/charges-service.js';
+import {
+  createIdempotencyService,
+  type IdempotencyService,
+} from './modules/idempotency/idempotency-service.js';
+import {
+  createLedgerService,
+  ledgerRollUpWorker,
+  type LedgerService,
+} from './modules/ledger/ledger-service.js';
+import { createRefundsService, type RefundsService } from './modules/refunds/refunds-service.js';
+import { createEventsService, type EventsService } from './modules/events/events-service.js';
+import { createWebhookDispatcher } from './modules/events/webhook-dispatcher.js';
+import {
+  createWebhookEndpointService,
+  type WebhookEndpointService,
+} from './modules/events/webhook-endpoint-service.js';
+import {
+  createSubscribersService,
+  type SubscribersService,
+} from './modules/subscribers/subscribers-service.js';
+import { createAuthFailureBrake } from './modules/rate-limit/rate-limit-http.js';
+import {
+  createRateLimitService,
+  type RateLimitService,
+} from './modules/rate-limit/rate-limit-service.js';
 
 export interface Infrastructure {
   config: Config;
@@ -26,9 +54,19 @@ export interface Infrastructure {
 
 export interface Container extends Infrastructure {
   apiKeys: ApiKeysService;
+  audit: AuditService;
   carriers: CarriersService;
   merchants: MerchantsService;
+  ledger: LedgerService;
+  idempotency: IdempotencyService;
+  subscribers: SubscribersService;
+  charges: ChargesService;
+  refunds: RefundsService;
+  events: EventsService;
+  webhookEndpoints: WebhookEndpointService;
   authBrake: AuthFailureBrake;
+  /** Per-key, per-MSISDN and auth-failure limits (Redis, falling back in process). */
+  rateLimits: RateLimitService;
   /** Background loops this instance may run (see workers/). */
   workers: Worker[];
 }
@@ -36,12 +74,53 @@ export interface Container extends Infrastructure {
 /** The composition root: every service gets exactly the dependencies it uses. No I/O here. */
 export function createContainer(infra: Infrastructure): Container {
   const { pool, config } = infra;
+  const rateLimits = createRateLimitService({
+    redis: infra.redis,
+    pool,
+    config,
+    logger: infra.logger,
+    metrics: infra.metrics,
+  });
+  const ledger = createLedgerService({ pool });
+  const idempotency = createIdempotencyService({
+    pool,
+    retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
+  });
+  const charges = createChargesService({
+    pool,
+    ledger,
+    idempotency,
+    metrics: infra.metrics,
+    reservationTtlSeconds: config.RESERVATION_TTL_SECONDS,
+  });
   return {
     ...infra,
+    ledger,
+    idempotency,
+    subscribers: createSubscribersService({ pool, ledger, idempotency }),
+    charges,
+    refunds: createRefundsService({ pool, ledger, idempotency }),
     apiKeys: createApiKeysService({ pool }),
+    audit: createAuditService({ pool }),
     carriers: createCarriersService({ pool }),
     merchants: createMerchantsService({ pool, sandbox: config.SANDBOX }),
-    authBrake: NO_BRAKE,
-    workers: [],
+    events: createEventsService({ pool }),
+    webhookEndpoints: createWebhookEndpointService({ pool, sandbox: config.SANDBOX }),
+    authBrake: createAuthFailureBrake(rateLimits),
+    rateLimits,
+    workers: [
+      ledgerRollUpWorker(ledger),
+      charges.expiryWorker(),
+      idempotency.reaper(),
+      createAuditSealer({ pool, batchSize: config.AUDIT_SEAL_BATCH_SIZE }),
+      createWebhookDispatcher({
+        pool,
+        logger: infra.logger,
+        metrics: infra.metrics,
+        sandbox: config.SANDBOX,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_SECONDS.map((s) => s * 1000),
+      }),
+    ],
   };
 }

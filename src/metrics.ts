@@ -6,6 +6,7 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   charges: Counter<'status'>;
   poolConnections: Gauge<'state'>;
+  webhookDeliveries: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -30,6 +31,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'db_pool_connections',
       help: 'PostgreSQL pool connections by state (total, idle, waiting).',
       labelNames: ['state'],
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: 'webhook_deliveries_total',
+      help: 'Webhook events handled by outcome (delivered, retry, failed, endpoint_gone, skipped).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

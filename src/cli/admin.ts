@@ -12,6 +12,8 @@ const USAGE = `Usage: npm run admin -- <command> [options]
 
 Commands:
   create-admin-key [--description TEXT]   create an admin API key (printed alone on the last line)
+  verify-audit                            re-hash the audit chain; prints the verdict as JSON and
+                                          exits 1 when it does not check out
 `;
 
 /** Operations CLI: works on the database named by DATABASE_URL, without the HTTP API. */
@@ -61,6 +63,11 @@ async function main(argv: string[]): Promise<number> {
         );
         process.stdout.write(`Created admin key ${key.id}. It is shown once:\n${key.key}\n`);
         return 0;
+      }
+      case 'verify-audit': {
+        const verdict = await c.audit.verifyChain();
+        process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);
+        return verdict.ok ? 0 : 1;
       }
       default:
         process.stderr.write(`Unknown command "${command}".\n${USAGE}`);

@@ -15,7 +15,8 @@ export type IdPrefix =
   | 'key'
   | 'acc'
   | 'txn'
-  | 'sms';
+  | 'sms'
+  | 'top';
 
 let lastTime = 0;
 let lastRandom: Buffer = Buffer.alloc(10);

@@ -24,6 +24,8 @@ export interface Harness {
 export interface HarnessOptions {
   env?: Record<string, string>;
   redis?: boolean;
+  /** Another database than the run's shared one (e.g. a fresh one a test may tamper with). */
+  databaseUrl?: string;
   /** Adjusts the container before the app is built (e.g. a shorter limit policy). */
   configure?: (c: Container) => void;
 }
@@ -32,12 +34,15 @@ export interface HarnessOptions {
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const config: Config = loadConfig({
     NODE_ENV: 'test',
-    DATABASE_URL: inject('databaseUrl'),
+    DATABASE_URL: options.databaseUrl ?? inject('databaseUrl'),
     REDIS_URL: inject('redisUrl'),
     SANDBOX: 'true',
     LOG_LEVEL: 'info',
     WORKERS_ENABLED: 'false',
     PG_POOL_MAX: '30',
+    // Each harness is its own rate-limit namespace in the shared Redis; pass the same prefix to
+    // make two harnesses share limits like two instances of one deployment.
+    RATE_LIMIT_KEY_PREFIX: `rl-test-${randomSuffix()}`,
     ...options.env,
   });
   const logs: string[] = [];

@@ -1,6 +1,7 @@
 import type { Queryable } from '../../db/pool.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
+import type { AuditEventFilter, AuditEventRow } from './audit-types.js';
 
 export interface AuditRecord {
   action: string;
@@ -32,4 +33,157 @@ export async function insertAuditEvent(
       JSON.stringify(record.summary ?? {}),
     ],
   );
+}
+
+/**
+ * occurred_at as UTC text with microseconds: a JS Date would drop the microseconds, and the
+ * hash must cover exactly what is stored.
+ */
+const OCCURRED_AT_TEXT = `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+const EVENT_COLUMNS = `id, ${OCCURRED_AT_TEXT} AS occurred_at, actor_type, actor_id, api_key_id,
+  actor_ip, action, object_type, object_id, request_id, summary, seq, prev_hash, hash`;
+
+/** Arbitrary constant (distinct from the migration lock): held by the one sealer at work. */
+const SEALER_LOCK_ID = 4_815_162_343;
+
+export interface ChainHeadRow {
+  /** int8 as a string; 0 before anything is sealed. */
+  seq: string;
+  event_id: string | null;
+  hash: string;
+}
+
+export interface EventSeal {
+  id: string;
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+/** Takes the sealer's transaction-level lock; false when another sealer holds it. */
+export async function tryLockSealer(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ locked: boolean }>(
+    'SELECT pg_try_advisory_xact_lock($1) AS locked',
+    [SEALER_LOCK_ID],
+  );
+  return rows[0]?.locked === true;
+}
+
+export async function readChainHead(db: Queryable): Promise<ChainHeadRow> {
+  const { rows } = await db.query<ChainHeadRow>(
+    'SELECT seq, event_id, hash FROM audit_chain_head WHERE singleton',
+  );
+  if (!rows[0]) throw new Error('audit_chain_head has no row: migration 0005 did not run.');
+  return rows[0];
+}
+
+/** The chain head and the count of unsealed events, read in one snapshot. */
+export async function readChainState(db: Queryable): Promise<ChainHeadRow & { unsealed: number }> {
+  const { rows } = await db.query<ChainHeadRow & { unsealed: string }>(
+    `SELECT seq, event_id, hash,
+            (SELECT count(*) FROM audit_events WHERE seq IS NULL) AS unsealed
+       FROM audit_chain_head WHERE singleton`,
+  );
+  const row = rows[0];
+  if (!row) throw new Error('audit_chain_head has no row: migration 0005 did not run.');
+  return { ...row, unsealed: Number(row.unsealed) };
+}
+
+export async function advanceChainHead(
+  db: Queryable,
+  head: { seq: number; eventId: string; hash: string },
+): Promise<void> {
+  await db.query(
+    'UPDATE audit_chain_head SET seq = $1, event_id = $2, hash = $3, sealed_at = now() WHERE singleton',
+    [head.seq, head.eventId, head.hash],
+  );
+}
+
+/** The oldest unsealed events, in the deterministic order the chain takes them. */
+export async function selectUnsealedEvents(db: Queryable, limit: number): Promise<AuditEventRow[]> {
+  const { rows } = await db.query<AuditEventRow>(
+    `SELECT ${EVENT_COLUMNS} FROM audit_events
+      WHERE seq IS NULL ORDER BY occurred_at, id LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
+
+/** Writes seq, prev_hash and hash on still-unsealed events; returns how many it sealed. */
+export async function sealEvents(db: Queryable, seals: EventSeal[]): Promise<number> {
+  const { rowCount } = await db.query(
+    `UPDATE audit_events AS e
+        SET seq = s.seq, prev_hash = s.prev_hash, hash = s.hash
+       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS s(id, seq, prev_hash, hash)
+      WHERE e.id = s.id AND e.seq IS NULL`,
+    [
+      seals.map((s) => s.id),
+      seals.map((s) => s.seq),
+      seals.map((s) => s.prevHash),
+      seals.map((s) => s.hash),
+    ],
+  );
+  return rowCount ?? 0;
+}
+
+/** Sealed events with afterSeq < seq <= uptoSeq, in chain order: one page of a verification. */
+export async function listChainPage(
+  db: Queryable,
+  afterSeq: number,
+  uptoSeq: number,
+  limit: number,
+): Promise<AuditEventRow[]> {
+  const { rows } = await db.query<AuditEventRow>(
+    `SELECT ${EVENT_COLUMNS} FROM audit_events
+      WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+    [afterSeq, uptoSeq, limit],
+  );
+  return rows;
+}
+
+/** Where an event sits in the newest-first order: the keyset of a list cursor. */
+export async function findEventPosition(
+  db: Queryable,
+  id: string,
+): Promise<{ id: string; occurred_at: string } | undefined> {
+  const { rows } = await db.query<{ id: string; occurred_at: string }>(
+    `SELECT id, ${OCCURRED_AT_TEXT} AS occurred_at FROM audit_events WHERE id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Newest first by (occurred_at, id); fetches limit + 1 rows so the caller can tell has_more. */
+export async function listAuditEvents(
+  db: Queryable,
+  filter: AuditEventFilter,
+  page: { limit: number; after?: { id: string; occurred_at: string } },
+): Promise<AuditEventRow[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  const bind = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
+  if (filter.actorId !== undefined) where.push(`actor_id = ${bind(filter.actorId)}`);
+  if (filter.action !== undefined) where.push(`action = ${bind(filter.action)}`);
+  if (filter.objectType !== undefined) where.push(`object_type = ${bind(filter.objectType)}`);
+  if (filter.objectId !== undefined) where.push(`object_id = ${bind(filter.objectId)}`);
+  if (filter.createdGte !== undefined)
+    where.push(`occurred_at >= ${bind(filter.createdGte)}::timestamptz`);
+  if (filter.createdLt !== undefined)
+    where.push(`occurred_at < ${bind(filter.createdLt)}::timestamptz`);
+  if (page.after !== undefined) {
+    where.push(
+      `(occurred_at, id) < (${bind(page.after.occurred_at)}::timestamptz, ${bind(page.after.id)})`,
+    );
+  }
+  const { rows } = await db.query<AuditEventRow>(
+    `SELECT ${EVENT_COLUMNS} FROM audit_events
+      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY occurred_at DESC, id DESC LIMIT ${bind(page.limit + 1)}`,
+    values,
+  );
+  return rows;
 }

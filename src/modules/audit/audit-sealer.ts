@@ -1,0 +1,44 @@
+import type { Pool } from '../../db/pool.js';
+import { withTransaction } from '../../db/transaction.js';
+import type { Worker } from '../../workers/workers.js';
+import { eventHash } from './audit-chain.js';
+import * as repo from './audit-repo.js';
+
+/**
+ * Seals audit events into the hash chain, one batch per pass. Writers never wait for it: they
+ * only INSERT, and the sealer takes committed rows afterwards. Sealers on several instances
+ * are serialised by a transaction-level advisory lock; one that finds it taken does nothing.
+ *
+ * Order: a batch is taken by (occurred_at, id), but a transaction that commits late can add an
+ * event older than ones already sealed. It is sealed in a later batch with a higher seq: the
+ * chain's order is seq, the order in which events became visible to the sealer.
+ */
+export function createAuditSealer(deps: { pool: Pool; batchSize: number }): Worker {
+  const { pool, batchSize } = deps;
+  return {
+    name: 'audit-sealer',
+    runOnce: () =>
+      withTransaction(pool, async (tx) => {
+        if (!(await repo.tryLockSealer(tx))) return 0;
+        const events = await repo.selectUnsealedEvents(tx, batchSize);
+        if (events.length === 0) return 0;
+        const head = await repo.readChainHead(tx);
+        let seq = Number(head.seq);
+        let prevHash = head.hash;
+        const seals = events.map((event) => {
+          const hash = eventHash(prevHash, event);
+          const seal = { id: event.id, seq: ++seq, prevHash, hash };
+          prevHash = hash;
+          return seal;
+        });
+        const sealed = await repo.sealEvents(tx, seals);
+        if (sealed !== seals.length) {
+          // Only possible if something sealed these rows without the lock; roll back, try again.
+          throw new Error(`audit sealer sealed ${sealed} of ${seals.length} events`);
+        }
+        const last = seals[seals.length - 1]!;
+        await repo.advanceChainHead(tx, { seq: last.seq, eventId: last.id, hash: last.hash });
+        return sealed;
+      }),
+  };
+}

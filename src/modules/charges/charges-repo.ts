@@ -1,0 +1,226 @@
+import type { Queryable } from '../../db/pool.js';
+import type { CarrierRow } from '../carriers/carriers-types.js';
+import type { MerchantRow } from '../merchants/merchants-types.js';
+import type { SubscriberRow } from '../subscribers/subscribers-types.js';
+import type { ChargeRow, ChargeStatus, DenialCode } from './charges-types.js';
+
+const CHARGE_COLUMNS = `ch.*, car.code AS carrier_code`;
+const FROM_CHARGES = `charges ch JOIN carriers car ON car.id = ch.carrier_id`;
+
+/** The merchant, and the subscriber with its carrier, in one round trip. */
+export async function loadChargeParties(
+  db: Queryable,
+  merchantId: string,
+  msisdn: string,
+): Promise<{ merchant?: MerchantRow; subscriber?: SubscriberRow; carrier?: CarrierRow }> {
+  const { rows } = await db.query<{
+    merchant: MerchantRow | null;
+    subscriber: SubscriberRow | null;
+    carrier: CarrierRow | null;
+  }>(
+    `SELECT to_jsonb(m) AS merchant, to_jsonb(s) AS subscriber, to_jsonb(c) AS carrier
+       FROM (SELECT 1) one
+       LEFT JOIN merchants m ON m.id = $1
+       LEFT JOIN LATERAL (
+         SELECT * FROM subscribers WHERE msisdn = $2 ORDER BY (status = 'active') DESC, updated_at DESC LIMIT 1
+       ) s ON true
+       LEFT JOIN carriers c ON c.id = s.carrier_id`,
+    [merchantId, msisdn],
+  );
+  const row = rows[0]!;
+  return {
+    merchant: row.merchant ?? undefined,
+    subscriber: row.subscriber ?? undefined,
+    carrier: row.carrier ?? undefined,
+  };
+}
+
+export interface NewCharge {
+  id: string;
+  merchant_id: string;
+  carrier_id: string;
+  subscriber_id: string;
+  msisdn: string;
+  funding_type: string;
+  status: ChargeStatus;
+  capture: boolean;
+  amount: bigint;
+  currency: string;
+  amount_held: bigint;
+  amount_captured: bigint;
+  revenue_share_bps: number;
+  fee_bps: number;
+  carrier_share: bigint | null;
+  gateway_fee: bigint | null;
+  merchant_net: bigint | null;
+  description: string;
+  merchant_reference: string | null;
+  metadata: Record<string, string> | null;
+  denial_code: DenialCode | null;
+  reserved_until_seconds: number | null;
+}
+
+export async function insertCharge(db: Queryable, c: NewCharge): Promise<ChargeRow> {
+  const { rows } = await db.query<ChargeRow>(
+    `WITH ins AS (
+       INSERT INTO charges (id, merchant_id, carrier_id, subscriber_id, msisdn, funding_type, status, capture, amount, currency,
+                            amount_held, amount_captured, revenue_share_bps, fee_bps, carrier_share, gateway_fee, merchant_net,
+                            description, merchant_reference, metadata, denial_code, reserved_until, captured_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,
+               CASE WHEN $22::int IS NULL THEN NULL ELSE now() + make_interval(secs => $22::int) END,
+               CASE WHEN $7 = 'succeeded' THEN now() END)
+       RETURNING *)
+     SELECT ins.*, car.code AS carrier_code FROM ins JOIN carriers car ON car.id = ins.carrier_id`,
+    [
+      c.id,
+      c.merchant_id,
+      c.carrier_id,
+      c.subscriber_id,
+      c.msisdn,
+      c.funding_type,
+      c.status,
+      c.capture,
+      c.amount.toString(),
+      c.currency,
+      c.amount_held.toString(),
+      c.amount_captured.toString(),
+      c.revenue_share_bps,
+      c.fee_bps,
+      c.carrier_share?.toString() ?? null,
+      c.gateway_fee?.toString() ?? null,
+      c.merchant_net?.toString() ?? null,
+      c.description,
+      c.merchant_reference,
+      c.metadata === null ? null : JSON.stringify(c.metadata),
+      c.denial_code,
+      c.reserved_until_seconds,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function findCharge(
+  db: Queryable,
+  id: string,
+  scope: { merchantId?: string; forUpdate?: boolean } = {},
+): Promise<ChargeRow | undefined> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
+      WHERE ch.id = $1 AND ($2::text IS NULL OR ch.merchant_id = $2)${scope.forUpdate ? ' FOR UPDATE OF ch' : ''}`,
+    [id, scope.merchantId ?? null],
+  );
+  return rows[0];
+}
+
+export async function updateChargeState(
+  db: Queryable,
+  id: string,
+  change: {
+    status: ChargeStatus;
+    amount_held?: bigint;
+    amount_captured?: bigint;
+    split?: { carrierShare: bigint; gatewayFee: bigint; merchantNet: bigint };
+    denial_code?: DenialCode;
+    cancellation_reason?: string;
+    captured?: boolean;
+  },
+): Promise<ChargeRow> {
+  const { rows } = await db.query<ChargeRow>(
+    `WITH u AS (
+       UPDATE charges SET status = $2,
+              amount_held = coalesce($3, amount_held),
+              amount_captured = coalesce($4, amount_captured),
+              carrier_share = coalesce($5, carrier_share),
+              gateway_fee = coalesce($6, gateway_fee),
+              merchant_net = coalesce($7, merchant_net),
+              denial_code = coalesce($8, denial_code),
+              cancellation_reason = coalesce($9, cancellation_reason),
+              captured_at = CASE WHEN $10 THEN now() ELSE captured_at END,
+              updated_at = now()
+        WHERE id = $1 RETURNING *)
+     SELECT u.*, car.code AS carrier_code FROM u JOIN carriers car ON car.id = u.carrier_id`,
+    [
+      id,
+      change.status,
+      change.amount_held?.toString() ?? null,
+      change.amount_captured?.toString() ?? null,
+      change.split?.carrierShare.toString() ?? null,
+      change.split?.gatewayFee.toString() ?? null,
+      change.split?.merchantNet.toString() ?? null,
+      change.denial_code ?? null,
+      change.cancellation_reason ?? null,
+      change.captured ?? false,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function addChargeRefund(
+  db: Queryable,
+  id: string,
+  refund: { amount: bigint; carrierShare: bigint; gatewayFee: bigint; merchantNet: bigint },
+): Promise<ChargeRow> {
+  const { rows } = await db.query<ChargeRow>(
+    `WITH u AS (
+       UPDATE charges SET amount_refunded = amount_refunded + $2,
+              refunded_carrier_share = refunded_carrier_share + $3,
+              refunded_gateway_fee = refunded_gateway_fee + $4,
+              refunded_merchant_net = refunded_merchant_net + $5,
+              updated_at = now()
+        WHERE id = $1 RETURNING *)
+     SELECT u.*, car.code AS carrier_code FROM u JOIN carriers car ON car.id = u.carrier_id`,
+    [
+      id,
+      refund.amount.toString(),
+      refund.carrierShare.toString(),
+      refund.gatewayFee.toString(),
+      refund.merchantNet.toString(),
+    ],
+  );
+  return rows[0]!;
+}
+
+export interface ChargeFilter {
+  merchantId?: string;
+  status?: ChargeStatus;
+  msisdn?: string;
+  createdGte?: string;
+  createdLt?: string;
+  limit: number;
+  startingAfter?: string;
+}
+
+export async function listCharges(db: Queryable, f: ChargeFilter): Promise<ChargeRow[]> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
+      WHERE ($1::text IS NULL OR ch.merchant_id = $1)
+        AND ($2::text IS NULL OR ch.status = $2)
+        AND ($3::text IS NULL OR ch.msisdn = $3)
+        AND ($4::timestamptz IS NULL OR ch.created_at >= $4)
+        AND ($5::timestamptz IS NULL OR ch.created_at < $5)
+        AND ($6::text IS NULL OR ch.id < $6)
+      ORDER BY ch.id DESC LIMIT $7`,
+    [
+      f.merchantId ?? null,
+      f.status ?? null,
+      f.msisdn ?? null,
+      f.createdGte ?? null,
+      f.createdLt ?? null,
+      f.startingAfter ?? null,
+      f.limit + 1,
+    ],
+  );
+  return rows;
+}
+
+/** Reservations past their expiry, locked for this sweeper and skipped by others. */
+export async function lockExpiredReservations(db: Queryable, batch: number): Promise<ChargeRow[]> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
+      WHERE ch.status = 'reserved' AND ch.reserved_until <= now()
+      ORDER BY ch.reserved_until LIMIT $1
+      FOR UPDATE OF ch SKIP LOCKED`,
+    [batch],
+  );
+  return rows;
+}

@@ -1,0 +1,70 @@
+import { Router } from 'express';
+import { actorOf, authOf, requireRole } from '../../http/auth.js';
+import { idempotencyOf, requireIdempotencyKey, sendOutcome } from '../../http/idempotency.js';
+import { pageRequest, queryString } from '../../http/pagination.js';
+import type { ChargesService } from './charges-service.js';
+import type { ChargeStatus, CreateChargeInput } from './charges-types.js';
+
+export function chargesRoutes(deps: { charges: ChargesService }): Router {
+  const { charges } = deps;
+  const router = Router();
+  const merchantOnly = requireRole('merchant');
+
+  router.post('/v1/charges', merchantOnly, requireIdempotencyKey(), async (req, res) => {
+    const outcome = await charges.createCharge(
+      actorOf(req),
+      authOf(req).ownerId,
+      req.body as CreateChargeInput,
+      idempotencyOf(req, res),
+    );
+    sendOutcome(res, outcome);
+  });
+
+  router.post(
+    '/v1/charges/:id/capture',
+    merchantOnly,
+    requireIdempotencyKey(),
+    async (req, res) => {
+      const body = (req.body ?? {}) as { amount?: string };
+      sendOutcome(
+        res,
+        await charges.captureCharge(
+          actorOf(req),
+          authOf(req).ownerId,
+          req.params.id as string,
+          body,
+          idempotencyOf(req, res),
+        ),
+      );
+    },
+  );
+
+  router.post('/v1/charges/:id/cancel', merchantOnly, requireIdempotencyKey(), async (req, res) => {
+    sendOutcome(
+      res,
+      await charges.cancelCharge(
+        actorOf(req),
+        authOf(req).ownerId,
+        req.params.id as string,
+        idempotencyOf(req, res),
+      ),
+    );
+  });
+
+  router.get('/v1/charges/:id', merchantOnly, async (req, res) => {
+    res.json(await charges.getCharge(authOf(req).ownerId, req.params.id as string));
+  });
+
+  router.get('/v1/charges', merchantOnly, async (req, res) => {
+    const { rows, hasMore } = await charges.listCharges({
+      ...pageRequest(req),
+      merchantId: authOf(req).ownerId,
+      status: queryString(req, 'status') as ChargeStatus | undefined,
+      msisdn: queryString(req, 'msisdn'),
+      createdGte: queryString(req, 'created_gte'),
+      createdLt: queryString(req, 'created_lt'),
+    });
+    res.json({ data: rows, has_more: hasMore });
+  });
+  return router;
+}

@@ -1,0 +1,42 @@
+export type AccountKind =
+  'subscriber' | 'merchant_payable' | 'carrier_share' | 'gateway_fees' | 'carrier_funding';
+export type JournalKind = 'topup' | 'capture' | 'refund' | 'adjustment' | 'settlement';
+
+/** Accounts credited by every charge: written append-only and rolled up in batches. */
+export const HOT_KINDS: ReadonlySet<AccountKind> = new Set([
+  'merchant_payable',
+  'carrier_share',
+  'gateway_fees',
+  'carrier_funding',
+]);
+
+export const GATEWAY_OWNER = 'gateway';
+
+export interface AccountRef {
+  id: string;
+  hot: boolean;
+}
+
+/** One side of a journal transaction: a signed amount (positive raises the account's balance). */
+export interface Leg {
+  account: AccountRef;
+  amount: bigint;
+}
+
+export interface JournalInput {
+  id: string;
+  kind: JournalKind;
+  referenceId: string;
+  currency: string;
+  legs: Leg[];
+}
+
+export interface AccountBalance {
+  id: string;
+  kind: AccountKind;
+  owner_id: string;
+  currency: string;
+  posted: bigint;
+  pending: bigint;
+  available: bigint;
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config.js';
+import type { Pool } from '../../db/pool.js';
+import type { Logger } from '../../logger.js';
+import type { Metrics } from '../../metrics.js';
+import { createLimiterBackendRouter, type LimiterBackendRouter } from './rate-limit-backend.js';
+import { createRateLimitPolicies, type RateLimitPolicies } from './rate-limit-policies.js';
+import type { RateLimitDecision } from './rate-limit-types.js';
+
+export interface RateLimitService {
+  /** Takes one request from an API key's budget; the policy is its owner's. */
+  perKey(caller: { keyId: string; ownerId: string }): Promise<RateLimitDecision>;
+  /** Takes one charge attempt from a subscriber's budget, shared by every merchant. */
+  chargeVelocity(msisdn: string): Promise<RateLimitDecision>;
+  /**
+   * Whether a client address may still try a key. Undefined (and no Redis round trip) when this
+   * instance has seen no recent failure from it; otherwise the shared budget is consulted.
+   */
+  checkAuthFailures(clientIp: string): Promise<RateLimitDecision | undefined>;
+  /** Takes one failed authentication from a client address's budget. */
+  recordAuthFailure(clientIp: string): Promise<RateLimitDecision>;
+  readonly policies: RateLimitPolicies;
+  readonly backend: LimiterBackendRouter;
+}
+
+const MAX_SUSPECTS = 50_000;
+
+/**
+ * The bucket a client address falls in: IPv4 per address, IPv6 per /64 (one subscriber line
+ * usually holds a whole /64, so per-address buckets would be free to multiply).
+ */
+export function clientAddressBucket(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped?.[1]) return mapped[1];
+  if (isIP(ip) !== 6) return ip;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = ip.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
+}
+
+export function createRateLimitService(deps: {
+  redis: Redis | null;
+  pool: Pool;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+}): RateLimitService {
+  const { config } = deps;
+  const policies = createRateLimitPolicies(deps);
+  const backend = createLimiterBackendRouter({
+    redis: deps.redis,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    retryMs: config.RATE_LIMIT_REDIS_RETRY_MS,
+  });
+  const prefix = config.RATE_LIMIT_KEY_PREFIX;
+  // `{…}` is the hash tag: each bucket is one key, so the script never crosses cluster slots.
+  const bucket = (scope: string, id: string) => `${prefix}:{${scope}:${id}}`;
+  // Addresses with a recent failure seen by this instance, until their budget is full again.
+  const suspects = new Map<string, number>();
+
+  return {
+    policies,
+    backend,
+
+    async perKey({ keyId, ownerId }) {
+      return backend.evaluate({
+        limiter: 'per_key',
+        policy: await policies.perKey(ownerId),
+        key: bucket('key', keyId),
+      });
+    },
+
+    chargeVelocity(msisdn) {
+      // Hashed so subscriber numbers never appear in Redis.
+      const id = createHash('sha256').update(msisdn).digest('hex').slice(0, 32);
+      return backend.evaluate({
+        limiter: 'msisdn',
+        policy: policies.msisdn,
+        key: bucket('msisdn', id),
+      });
+    },
+
+    async checkAuthFailures(clientIp) {
+      const address = clientAddressBucket(clientIp);
+      const until = suspects.get(address);
+      if (until === undefined) return undefined;
+      if (until <= Date.now()) {
+        suspects.delete(address);
+        return undefined;
+      }
+      return backend.evaluate({
+        limiter: 'auth_failure',
+        policy: policies.authFailure,
+        key: bucket('auth', address),
+        record: false,
+      });
+    },
+
+    async recordAuthFailure(clientIp) {
+      const address = clientAddressBucket(clientIp);
+      const policy = policies.authFailure;
+      const decision = await backend.evaluate({
+        limiter: 'auth_failure',
+        policy,
+        key: bucket('auth', address),
+      });
+      // Until the shared budget could be full again: (burst - remaining) units to come back.
+      const refillMs = ((policy.burst - decision.remaining) * policy.emissionIntervalUs) / 1000;
+      suspects.delete(address);
+      if (suspects.size >= MAX_SUSPECTS) {
+        const oldest = suspects.keys().next();
+        if (!oldest.done) suspects.delete(oldest.value);
+      }
+      suspects.set(address, Date.now() + Math.ceil(refillMs));
+      return decision;
+    },
+  };
+}

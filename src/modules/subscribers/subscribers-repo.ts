@@ -1,0 +1,69 @@
+import type { Queryable } from '../../db/pool.js';
+import type { SubscriberRow } from './subscribers-types.js';
+
+export async function findSubscriber(
+  db: Queryable,
+  carrierId: string,
+  msisdn: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<SubscriberRow | undefined> {
+  const { rows } = await db.query<SubscriberRow>(
+    `SELECT * FROM subscribers WHERE carrier_id = $1 AND msisdn = $2${options.forUpdate ? ' FOR UPDATE' : ''}`,
+    [carrierId, msisdn],
+  );
+  return rows[0];
+}
+
+export async function insertSubscriber(
+  db: Queryable,
+  s: Pick<
+    SubscriberRow,
+    'id' | 'carrier_id' | 'msisdn' | 'funding_type' | 'status' | 'credit_limit' | 'account_id'
+  >,
+): Promise<SubscriberRow> {
+  const { rows } = await db.query<SubscriberRow>(
+    `INSERT INTO subscribers (id, carrier_id, msisdn, funding_type, status, credit_limit, account_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+    [s.id, s.carrier_id, s.msisdn, s.funding_type, s.status, s.credit_limit, s.account_id],
+  );
+  return rows[0]!;
+}
+
+export async function updateSubscriber(
+  db: Queryable,
+  id: string,
+  s: Pick<SubscriberRow, 'funding_type' | 'status' | 'credit_limit'>,
+): Promise<SubscriberRow> {
+  const { rows } = await db.query<SubscriberRow>(
+    `UPDATE subscribers SET funding_type = $2, status = $3, credit_limit = $4, updated_at = now()
+      WHERE id = $1 RETURNING *`,
+    [id, s.funding_type, s.status, s.credit_limit],
+  );
+  return rows[0]!;
+}
+
+/** What a subscriber has spent in the carrier's local day and month (succeeded + held − refunded). */
+export async function subscriberSpend(
+  db: Queryable,
+  subscriberId: string,
+  timezone: string,
+): Promise<{ today: bigint; month: bigint }> {
+  const { rows } = await db.query<{ today: string; month: string }>(
+    `WITH bounds AS (
+       SELECT date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2 AS day_start,
+              date_trunc('month', now() AT TIME ZONE $2) AT TIME ZONE $2 AS month_start),
+     c AS (
+       SELECT created_at,
+              CASE WHEN status = 'succeeded' THEN amount_captured - amount_refunded
+                   WHEN status IN ('reserved', 'pending_validation') THEN amount_held
+                   ELSE 0 END AS spent
+         FROM charges, bounds
+        WHERE subscriber_id = $1 AND created_at >= least(bounds.month_start, bounds.day_start))
+     SELECT coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT day_start FROM bounds)), 0)::text AS today,
+            coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT month_start FROM bounds)), 0)::text AS month
+       FROM c`,
+    [subscriberId, timezone],
+  );
+  const row = rows[0]!;
+  return { today: BigInt(row.today), month: BigInt(row.month) };
+}

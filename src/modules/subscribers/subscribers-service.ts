@@ -1,0 +1,237 @@
+import type { Pool, Queryable } from '../../db/pool.js';
+import { withTransaction } from '../../db/transaction.js';
+import { AppError } from '../../errors.js';
+import type { Actor } from '../../http/context.js';
+import { newId } from '../../lib/ids.js';
+import { maskMsisdn } from '../../lib/msisdn.js';
+import { insertAuditEvent } from '../audit/audit-repo.js';
+import * as carriersRepo from '../carriers/carriers-repo.js';
+import type { CarrierRow, FundingType } from '../carriers/carriers-types.js';
+import type {
+  IdempotencyService,
+  IdempotentRequest,
+  StoredOutcome,
+} from '../idempotency/idempotency-service.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
+import { formatAmount, parseAmount, parseNonNegativeAmount } from '../money/money.js';
+import * as repo from './subscribers-repo.js';
+import { subscriberFloor, type SubscriberRow, type SubscriberStatus } from './subscribers-types.js';
+
+export interface SubscriberInput {
+  funding_type: FundingType;
+  status: SubscriberStatus;
+  credit_limit?: string;
+}
+
+export interface SubscriberView {
+  msisdn: string;
+  carrier: string;
+  funding_type: FundingType;
+  status: SubscriberStatus;
+  currency: string;
+  credit_limit: string;
+  balance: { posted: string; held: string; available: string };
+  spent: { today: string; this_month: string };
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TopupInput {
+  amount: string;
+  currency: string;
+  reference: string;
+}
+
+export interface SubscribersService {
+  putSubscriber(
+    actor: Actor,
+    carrierId: string,
+    msisdn: string,
+    input: SubscriberInput,
+  ): Promise<{ created: boolean; subscriber: SubscriberView }>;
+  getSubscriber(carrierId: string, msisdn: string): Promise<SubscriberView>;
+  topup(
+    actor: Actor,
+    carrierId: string,
+    msisdn: string,
+    input: TopupInput,
+    idem: IdempotentRequest,
+  ): Promise<StoredOutcome>;
+}
+
+export function createSubscribersService(deps: {
+  pool: Pool;
+  ledger: LedgerService;
+  idempotency: IdempotencyService;
+}): SubscribersService {
+  const { pool, ledger, idempotency } = deps;
+
+  async function carrierOf(carrierId: string): Promise<CarrierRow> {
+    const carrier = await carriersRepo.findCarrier(pool, carrierId);
+    if (!carrier) throw new AppError('forbidden', 'This key has no carrier.');
+    return carrier;
+  }
+
+  async function view(
+    db: Queryable,
+    carrier: CarrierRow,
+    s: SubscriberRow,
+  ): Promise<SubscriberView> {
+    const balance = await ledger.balance(db, { id: s.account_id, hot: false });
+    const spent = await repo.subscriberSpend(db, s.id, carrier.timezone);
+    const fmt = (v: bigint) => formatAmount(v, carrier.currency);
+    return {
+      msisdn: s.msisdn,
+      carrier: carrier.id,
+      funding_type: s.funding_type,
+      status: s.status,
+      currency: carrier.currency,
+      credit_limit: fmt(BigInt(s.credit_limit)),
+      balance: {
+        posted: fmt(balance.posted),
+        held: fmt(balance.pending),
+        available: fmt(balance.available),
+      },
+      spent: { today: fmt(spent.today), this_month: fmt(spent.month) },
+      created_at: s.created_at.toISOString(),
+      updated_at: s.updated_at.toISOString(),
+    };
+  }
+
+  return {
+    async putSubscriber(actor, carrierId, msisdn, input) {
+      const carrier = await carrierOf(carrierId);
+      const creditLimit =
+        input.credit_limit === undefined
+          ? undefined
+          : parseNonNegativeAmount(input.credit_limit, carrier.currency, 'credit_limit');
+      return withTransaction(pool, async (tx) => {
+        const current = await repo.findSubscriber(tx, carrierId, msisdn, { forUpdate: true });
+        const limit = creditLimit ?? (current ? BigInt(current.credit_limit) : 0n);
+        const floor = subscriberFloor(input.funding_type, limit);
+        let row: SubscriberRow;
+        if (!current) {
+          const id = newId('sub');
+          const account = await ledger.openSubscriberAccount(tx, id, carrier.currency, floor);
+          row = await repo.insertSubscriber(tx, {
+            id,
+            carrier_id: carrierId,
+            msisdn,
+            funding_type: input.funding_type,
+            status: input.status,
+            credit_limit: limit.toString(),
+            account_id: account.id,
+          });
+        } else {
+          row = await repo.updateSubscriber(tx, current.id, {
+            funding_type: input.funding_type,
+            status: input.status,
+            credit_limit: limit.toString(),
+          });
+          await ledger.setFloor(tx, { id: row.account_id, hot: false }, floor);
+        }
+        await insertAuditEvent(tx, actor, {
+          action: current ? 'subscriber.updated' : 'subscriber.created',
+          objectType: 'subscriber',
+          objectId: row.id,
+          summary: {
+            msisdn: maskMsisdn(msisdn),
+            funding_type: row.funding_type,
+            status: row.status,
+            credit_limit: row.credit_limit,
+            ...(current
+              ? {
+                  previous: {
+                    funding_type: current.funding_type,
+                    status: current.status,
+                    credit_limit: current.credit_limit,
+                  },
+                }
+              : {}),
+          },
+        });
+        return { created: !current, subscriber: await view(tx, carrier, row) };
+      });
+    },
+
+    async getSubscriber(carrierId, msisdn) {
+      const carrier = await carrierOf(carrierId);
+      const row = await repo.findSubscriber(pool, carrierId, msisdn);
+      if (!row)
+        throw new AppError(
+          'subscriber_not_found',
+          `No subscriber ${maskMsisdn(msisdn)} at this carrier.`,
+        );
+      return view(pool, carrier, row);
+    },
+
+    async topup(actor, carrierId, msisdn, input, idem) {
+      const carrier = await carrierOf(carrierId);
+      if (input.currency !== carrier.currency) {
+        throw new AppError(
+          'currency_mismatch',
+          `This carrier's accounts are in ${carrier.currency}.`,
+          { param: 'currency' },
+        );
+      }
+      const amount = parseAmount(input.amount, carrier.currency);
+      const funding = await ledger.partyAccount('carrier_funding', carrierId, carrier.currency);
+      return idempotency.run(idem, async (tx) => {
+        const sub = await repo.findSubscriber(tx, carrierId, msisdn);
+        if (!sub)
+          throw new AppError(
+            'subscriber_not_found',
+            `No subscriber ${maskMsisdn(msisdn)} at this carrier.`,
+          );
+        if (sub.funding_type !== 'prepaid') {
+          throw new AppError(
+            'invalid_state',
+            'Top-ups credit prepaid accounts; this subscriber is postpaid.',
+            {
+              extra: { funding_type: sub.funding_type },
+            },
+          );
+        }
+        const id = newId('top');
+        await ledger.post(tx, {
+          kind: 'topup',
+          referenceId: id,
+          currency: carrier.currency,
+          legs: [
+            { account: { id: sub.account_id, hot: false }, amount },
+            { account: funding, amount: -amount },
+          ],
+        });
+        await insertAuditEvent(tx, actor, {
+          action: 'subscriber.topped_up',
+          objectType: 'subscriber',
+          objectId: sub.id,
+          summary: {
+            msisdn: maskMsisdn(msisdn),
+            amount: amount.toString(),
+            currency: carrier.currency,
+            reference: input.reference,
+            topup_id: id,
+          },
+        });
+        const balance = await ledger.balance(tx, { id: sub.account_id, hot: false });
+        return {
+          status: 201,
+          body: {
+            id,
+            msisdn,
+            amount: formatAmount(amount, carrier.currency),
+            currency: carrier.currency,
+            reference: input.reference,
+            balance: {
+              posted: formatAmount(balance.posted, carrier.currency),
+              held: formatAmount(balance.pending, carrier.currency),
+              available: formatAmount(balance.available, carrier.currency),
+            },
+            created_at: new Date().toISOString(),
+          },
+        };
+      });
+    },
+  };
+}

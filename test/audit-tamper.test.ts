@@ -1,0 +1,268 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createAuditService } from '../src/modules/audit/audit-service.js';
+import type { ChainVerification } from '../src/modules/audit/audit-types.js';
+import { auditSealer, freshDatabase, sealAll, staffKey } from './helpers/audit.js';
+import { bearer, createHarness, randomSuffix, type Harness } from './helpers/harness.js';
+
+// Every test here breaks the chain on purpose, so each gets a database of its own: a broken
+// chain in the run's shared database would fail every other file's verification.
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+interface SealedEvent {
+  id: string;
+  seq: number;
+  prev_hash: string;
+  hash: string;
+}
+
+interface Chain {
+  h: Harness;
+  url: string;
+  adminKey: string;
+  /** Sealed events in seq order. */
+  events: SealedEvent[];
+}
+
+/** A fresh database holding `merchants` onboarded merchants (plus the admin key), all sealed. */
+async function sealedChain(merchants: number, batchSize = 500): Promise<Chain> {
+  const db = await freshDatabase();
+  cleanups.push(() => db.drop());
+  const h = await createHarness({
+    databaseUrl: db.url,
+    env: { AUDIT_SEAL_BATCH_SIZE: String(batchSize) },
+  });
+  cleanups.push(() => h.close());
+  const admin = await staffKey(h);
+  for (let i = 0; i < merchants; i++) {
+    const res = await h.http
+      .post('/v1/admin/merchants')
+      .set(bearer(admin.key))
+      .send({ name: `Tamper ${randomSuffix()}`, fee_bps: i });
+    expect(res.status).toBe(201);
+  }
+  await sealAll(auditSealer(h));
+  return { h, url: db.url, adminKey: admin.key, events: await sealedEvents(h) };
+}
+
+async function sealedEvents(h: Harness): Promise<SealedEvent[]> {
+  const { rows } = await h.c.pool.query<SealedEvent & { seq: string }>(
+    'SELECT id, seq, prev_hash, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq',
+  );
+  return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+}
+
+async function verify(chain: Chain): Promise<ChainVerification> {
+  const res = await chain.h.http.get('/v1/admin/audit-events/verify').set(bearer(chain.adminKey));
+  expect(res.status).toBe(200);
+  return res.body as ChainVerification;
+}
+
+/** What someone with direct SQL access does: switch the guard off, change history, switch it on. */
+async function tamper(chain: Chain, sql: string, values: unknown[]): Promise<void> {
+  const client = await chain.h.c.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    const { rowCount } = await client.query(sql, values);
+    expect(rowCount).toBeGreaterThan(0);
+    await client.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK');
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+const execFileAsync = promisify(execFile);
+
+/** `npm run admin -- verify-audit` against the given database: its exit code and JSON output. */
+async function verifyWithCli(url: string): Promise<{ code: number; verdict: ChainVerification }> {
+  try {
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/admin.ts', 'verify-audit'],
+      { env: { ...process.env, DATABASE_URL: url, LOG_LEVEL: 'silent' } },
+    );
+    return { code: 0, verdict: JSON.parse(stdout) as ChainVerification };
+  } catch (err) {
+    const failed = err as { code?: number; stdout?: string };
+    return { code: failed.code ?? -1, verdict: JSON.parse(failed.stdout ?? 'null') };
+  }
+}
+
+describe('audit chain sealer', () => {
+  it('seals in (occurred_at, id) order from the genesis hash, each batch continuing from the head', async () => {
+    const chain = await sealedChain(0, 4);
+    const admin = await staffKey(chain.h);
+    for (let i = 0; i < 8; i++) {
+      await chain.h.http
+        .post('/v1/admin/merchants')
+        .set(bearer(admin.key))
+        .send({ name: `Batch ${i}`, fee_bps: 1 })
+        .expect(201);
+    }
+    const sealer = auditSealer(chain.h);
+    // 1 event from sealedChain's admin key was sealed already; 1 + 8 are waiting.
+    expect([await sealer.runOnce(), await sealer.runOnce(), await sealer.runOnce()]).toEqual([
+      4, 4, 1,
+    ]);
+    expect(await sealer.runOnce()).toBe(0);
+
+    const events = await sealedEvents(chain.h);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(events[0]!.prev_hash).toBe('0'.repeat(64));
+    for (let i = 1; i < events.length; i++) {
+      expect(events[i]!.prev_hash).toBe(events[i - 1]!.hash);
+    }
+    const { rows: byTime } = await chain.h.c.pool.query<{ id: string }>(
+      'SELECT id FROM audit_events ORDER BY occurred_at, id',
+    );
+    expect(byTime.map((r) => r.id)).toEqual(events.map((e) => e.id));
+    const { rows: head } = await chain.h.c.pool.query(
+      'SELECT seq, event_id, hash FROM audit_chain_head',
+    );
+    expect(head[0]).toEqual({ seq: '10', event_id: events[9]!.id, hash: events[9]!.hash });
+
+    expect(await verify(chain)).toEqual({
+      ok: true,
+      checked: 10,
+      unsealed: 0,
+      head: { seq: 10, id: events[9]!.id, hash: events[9]!.hash },
+    });
+  });
+});
+
+describe('audit chain verification detects tampering', () => {
+  it('reports an event whose summary was rewritten in SQL at its seq, in the API and the CLI', async () => {
+    const chain = await sealedChain(8);
+    expect(chain.events).toHaveLength(9);
+    expect(await verify(chain)).toMatchObject({ ok: true, checked: 9, unsealed: 0 });
+    expect(await verifyWithCli(chain.url)).toMatchObject({ code: 0, verdict: { ok: true } });
+
+    const victim = chain.events[4]!;
+    await tamper(chain, `UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [victim.id]);
+
+    const verdict = await verify(chain);
+    expect(verdict).toMatchObject({
+      ok: false,
+      checked: 5,
+      first_bad: { seq: 5, id: victim.id, reason: 'hash_mismatch' },
+    });
+    // Reading the chain two events at a time finds the same row.
+    const paged = await createAuditService({
+      pool: chain.h.c.pool,
+      verifyPageSize: 2,
+    }).verifyChain();
+    expect(paged).toEqual(verdict);
+    const cli = await verifyWithCli(chain.url);
+    expect(cli.code).toBe(1);
+    expect(cli.verdict).toEqual(verdict);
+  });
+
+  it.each([
+    [
+      'occurred_at moved by one microsecond',
+      `occurred_at = occurred_at + interval '1 microsecond'`,
+    ],
+    ['actor_id replaced', `actor_id = 'key_someone_else'`],
+    ['request_id replaced', `request_id = 'req_forged'`],
+    ['object_id replaced', `object_id = 'mer_forged'`],
+  ])('reports an event with %s', async (_what, set) => {
+    const chain = await sealedChain(5);
+    const victim = chain.events[3]!;
+    await tamper(chain, `UPDATE audit_events SET ${set} WHERE id = $1`, [victim.id]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      first_bad: { seq: 4, id: victim.id, reason: 'hash_mismatch' },
+    });
+  });
+
+  it('reports a deleted event as a gap at the event after it', async () => {
+    const chain = await sealedChain(8);
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[3]!.id]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: 4,
+      first_bad: { seq: 5, id: chain.events[4]!.id, reason: 'seq_gap' },
+    });
+  });
+
+  it('reports a gap closed by renumbering as a broken link', async () => {
+    const chain = await sealedChain(6);
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[2]!.id]);
+    // Two steps, so the unique seq index never sees two rows with one seq mid-statement.
+    await tamper(chain, 'UPDATE audit_events SET seq = -(seq - 1) WHERE seq > 3', []);
+    await tamper(chain, 'UPDATE audit_events SET seq = -seq WHERE seq < 0', []);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      first_bad: { seq: 3, id: chain.events[3]!.id, reason: 'prev_hash_mismatch' },
+    });
+  });
+
+  it('reports events cut from the tail as missing, and a rewritten head', async () => {
+    const chain = await sealedChain(8);
+    const last = chain.events[8]!;
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [last.id]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: 8,
+      first_bad: { seq: 9, id: last.id, reason: 'missing' },
+    });
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[7]!.id]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: 7,
+      first_bad: { seq: 8, id: null, reason: 'missing' },
+    });
+
+    const other = await sealedChain(3);
+    await other.h.c.pool.query(`UPDATE audit_chain_head SET hash = repeat('a', 64)`);
+    expect(await verify(other)).toMatchObject({
+      ok: false,
+      checked: 4,
+      first_bad: { seq: 4, id: other.events[3]!.id, reason: 'head_mismatch' },
+    });
+  });
+});
+
+describe('audit events are append-only in the database', () => {
+  it('refuses to alter, delete, truncate or reseal an event, and the head never moves back', async () => {
+    const chain = await sealedChain(2);
+    const sealed = chain.events[1]!;
+    await staffKey(chain.h);
+    const { rows } = await chain.h.c.pool.query<{ id: string }>(
+      'SELECT id FROM audit_events WHERE seq IS NULL',
+    );
+    expect(rows).toHaveLength(1);
+    const unsealed = rows[0]!.id;
+
+    const refusals: [string, unknown[]][] = [
+      [`UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [sealed.id]],
+      [`UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [unsealed]],
+      ['UPDATE audit_events SET seq = 99, hash = prev_hash WHERE id = $1', [sealed.id]],
+      [
+        'UPDATE audit_events SET seq = NULL, prev_hash = NULL, hash = NULL WHERE id = $1',
+        [sealed.id],
+      ],
+      [`UPDATE audit_events SET seq = 99 WHERE id = $1`, [unsealed]],
+      ['DELETE FROM audit_events WHERE id = $1', [sealed.id]],
+      ['DELETE FROM audit_events WHERE id = $1', [unsealed]],
+      ['TRUNCATE audit_events', []],
+      ['UPDATE audit_chain_head SET seq = seq - 1', []],
+      ['DELETE FROM audit_chain_head', []],
+    ];
+    for (const [sql, values] of refusals) {
+      // P0001: refused by the guard triggers, not by some incidental constraint.
+      await expect(chain.h.c.pool.query(sql, values), sql).rejects.toMatchObject({ code: 'P0001' });
+    }
+    await sealAll(auditSealer(chain.h));
+    expect(await verify(chain)).toMatchObject({ ok: true, checked: 4, unsealed: 0 });
+  });
+});
