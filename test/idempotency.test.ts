@@ -158,6 +158,51 @@ describe('idempotency: exactly-once money movement', () => {
     expect(rows.map((r) => r.key)).toEqual([newKey]);
   });
 
+  it('replays do not count against the subscriber charge velocity; a velocity 429 is not stored', async () => {
+    const limited = await createHarness({ env: { RATE_LIMIT_MSISDN_PER_MINUTE: '2' } });
+    try {
+      const carrier = await newCarrier(limited);
+      const merchant = await newMerchant(limited);
+      const sub = await newSubscriber(limited, carrier, { balance: '100000' });
+      const first = await charge(
+        limited,
+        merchant,
+        { msisdn: sub.msisdn, amount: '1000' },
+        'velocity-1',
+      );
+      expect(first.status).toBe(201);
+      for (let i = 0; i < 3; i++) {
+        const replay = await charge(
+          limited,
+          merchant,
+          { msisdn: sub.msisdn, amount: '1000' },
+          'velocity-1',
+        );
+        expect(replay.headers['idempotent-replayed']).toBe('true');
+      }
+      expect(
+        (await charge(limited, merchant, { msisdn: sub.msisdn, amount: '1000' }, 'velocity-2'))
+          .status,
+      ).toBe(201);
+      const third = await charge(
+        limited,
+        merchant,
+        { msisdn: sub.msisdn, amount: '1000' },
+        'velocity-3',
+      );
+      expect(third.status).toBe(429);
+      expect(third.body.code).toBe('rate_limited');
+      expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      const { rows } = await limited.c.pool.query(
+        'SELECT 1 FROM idempotency_keys WHERE owner_id = $1 AND key = $2',
+        [merchant.id, 'velocity-3'],
+      );
+      expect(rows).toHaveLength(0);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('leaves the books balanced', async () => {
     expect((await verifyLedger(h)).ok).toBe(true);
   });

@@ -23,7 +23,7 @@ import {
 
 const open: Harness[] = [];
 async function harness(options: HarnessOptions = {}): Promise<Harness> {
-  const h = await createHarness(options);
+  const h = await createHarness({ productionRateLimits: true, ...options });
   open.push(h);
   return h;
 }

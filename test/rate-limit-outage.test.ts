@@ -75,7 +75,7 @@ class RedisProxy {
 const open: Harness[] = [];
 const proxies: RedisProxy[] = [];
 async function harness(options: HarnessOptions): Promise<Harness> {
-  const h = await createHarness(options);
+  const h = await createHarness({ productionRateLimits: true, ...options });
   open.push(h);
   return h;
 }

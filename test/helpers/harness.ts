@@ -22,6 +22,8 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
+  /** Keep the production rate-limit defaults instead of the generous test ones. */
+  productionRateLimits?: boolean;
   env?: Record<string, string>;
   redis?: boolean;
   /** Another database than the run's shared one (e.g. a fresh one a test may tamper with). */
@@ -43,6 +45,16 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     // Each harness is its own rate-limit namespace in the shared Redis; pass the same prefix to
     // make two harnesses share limits like two instances of one deployment.
     RATE_LIMIT_KEY_PREFIX: `rl-test-${randomSuffix()}`,
+    // Tests fire bursts of concurrent requests with one key and one subscriber: limits are
+    // generous unless a test asks for the production defaults (the rate-limit tests do).
+    ...(options.productionRateLimits
+      ? {}
+      : {
+          RATE_LIMIT_KEY_RATE: '100000',
+          RATE_LIMIT_KEY_BURST: '100000',
+          RATE_LIMIT_MSISDN_PER_MINUTE: '100000',
+          RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: '100000',
+        }),
     ...options.env,
   });
   const logs: string[] = [];

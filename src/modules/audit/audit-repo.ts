@@ -100,11 +100,19 @@ export async function advanceChainHead(
   );
 }
 
-/** The oldest unsealed events, in the deterministic order the chain takes them. */
+/**
+ * The oldest unsealed events, in the deterministic order the chain takes them. The batch is
+ * picked from the partial index alone (an index-only scan), then joined to the rows: a plain
+ * `WHERE seq IS NULL ORDER BY occurred_at, id` can be planned on the full time index when the
+ * statistics still see a backlog, and would then step over every sealed event on each pass.
+ */
 export async function selectUnsealedEvents(db: Queryable, limit: number): Promise<AuditEventRow[]> {
   const { rows } = await db.query<AuditEventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM audit_events
-      WHERE seq IS NULL ORDER BY occurred_at, id LIMIT $1`,
+    `SELECT ${EVENT_COLUMNS}
+       FROM (SELECT id AS batch_id, occurred_at AS batch_at FROM audit_events
+              WHERE seq IS NULL ORDER BY occurred_at, id LIMIT $1) AS batch
+       JOIN audit_events ON audit_events.id = batch.batch_id
+      ORDER BY batch_at, batch_id`,
     [limit],
   );
   return rows;

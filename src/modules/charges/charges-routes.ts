@@ -2,20 +2,30 @@ import { Router } from 'express';
 import { actorOf, authOf, requireRole } from '../../http/auth.js';
 import { idempotencyOf, requireIdempotencyKey, sendOutcome } from '../../http/idempotency.js';
 import { pageRequest, queryString } from '../../http/pagination.js';
+import { enforceChargeVelocity } from '../rate-limit/rate-limit-http.js';
+import type { RateLimitService } from '../rate-limit/rate-limit-service.js';
 import type { ChargesService } from './charges-service.js';
 import type { ChargeStatus, CreateChargeInput } from './charges-types.js';
 
-export function chargesRoutes(deps: { charges: ChargesService }): Router {
-  const { charges } = deps;
+export function chargesRoutes(deps: {
+  charges: ChargesService;
+  rateLimits: RateLimitService;
+}): Router {
+  const { charges, rateLimits } = deps;
   const router = Router();
   const merchantOnly = requireRole('merchant');
 
   router.post('/v1/charges', merchantOnly, requireIdempotencyKey(), async (req, res) => {
+    const input = req.body as CreateChargeInput;
+    // The subscriber's velocity counts attempts that execute, never replays of finished ones.
     const outcome = await charges.createCharge(
       actorOf(req),
       authOf(req).ownerId,
-      req.body as CreateChargeInput,
+      input,
       idempotencyOf(req, res),
+      {
+        beforeExecute: () => enforceChargeVelocity(rateLimits, res, input.msisdn),
+      },
     );
     sendOutcome(res, outcome);
   });

@@ -15,6 +15,7 @@ import type {
   IdempotencyService,
   IdempotentRequest,
   Outcome,
+  RunOptions,
   StoredOutcome,
 } from '../idempotency/idempotency-service.js';
 import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
@@ -37,6 +38,7 @@ export interface ChargesService {
     merchantId: string,
     input: CreateChargeInput,
     idem: IdempotentRequest,
+    options?: RunOptions,
   ): Promise<StoredOutcome>;
   captureCharge(
     actor: Actor,
@@ -179,7 +181,7 @@ export function createChargesService(deps: {
   }
 
   return {
-    async createCharge(actor, merchantId, input, idem) {
+    async createCharge(actor, merchantId, input, idem, options) {
       const amount = parseAmount(input.amount, input.currency);
       const { merchant, subscriber, carrier } = await repo.loadChargeParties(
         pool,
@@ -204,18 +206,21 @@ export function createChargesService(deps: {
         );
       }
       const accounts = await parties(merchantId, carrier.id, carrier.currency);
-      return idempotency.run(idem, (tx) =>
-        executeCharge(
-          tx,
-          actor,
-          merchant,
-          subscriber,
-          carrier,
-          accounts,
-          input,
-          amount,
-          idem.requestId,
-        ),
+      return idempotency.run(
+        idem,
+        (tx) =>
+          executeCharge(
+            tx,
+            actor,
+            merchant,
+            subscriber,
+            carrier,
+            accounts,
+            input,
+            amount,
+            idem.requestId,
+          ),
+        options,
       );
     },
 

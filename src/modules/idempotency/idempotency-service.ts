@@ -95,6 +95,15 @@ export function requestFingerprint(method: string, path: string, body: unknown):
     .digest('hex');
 }
 
+export interface RunOptions {
+  /**
+   * Runs once it is known that this request will execute (not a replay, not in progress), before
+   * any write; a throw leaves the key free. Used for checks that must not count replays, such as
+   * the subscriber's charge velocity.
+   */
+  beforeExecute?: () => Promise<unknown>;
+}
+
 export interface IdempotencyService {
   /**
    * Runs `execute` at most once per (owner, key): its writes and the stored outcome commit together.
@@ -104,6 +113,7 @@ export interface IdempotencyService {
   run(
     req: IdempotentRequest,
     execute: (tx: PoolClient) => Promise<Outcome>,
+    options?: RunOptions,
   ): Promise<StoredOutcome>;
   reaper(): Worker;
 }
@@ -117,6 +127,7 @@ export function createIdempotencyService(deps: {
   async function attempt(
     req: IdempotentRequest,
     execute: (tx: PoolClient) => Promise<Outcome>,
+    options: RunOptions,
   ): Promise<StoredOutcome> {
     return withTransaction(pool, async (tx) => {
       const { locked, stored } = await repo.lockAndFind(tx, req.ownerId, req.key);
@@ -146,6 +157,7 @@ export function createIdempotencyService(deps: {
           },
         );
       }
+      if (options.beforeExecute) await options.beforeExecute();
       await tx.query('SAVEPOINT idempotent_work');
       let outcome: Outcome;
       try {
@@ -167,12 +179,12 @@ export function createIdempotencyService(deps: {
   }
 
   return {
-    async run(req, execute) {
+    async run(req, execute, options = {}) {
       try {
-        return await attempt(req, execute);
+        return await attempt(req, execute, options);
       } catch (err) {
         // A duplicate committed between our read and our insert: answer with what it stored.
-        if (pgCode(err) === '23505') return attempt(req, execute);
+        if (pgCode(err) === '23505') return attempt(req, execute, options);
         throw err;
       }
     },
