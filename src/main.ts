@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       'gateway listening',
     );
     stops.push(() => closeServer(server, config.SHUTDOWN_TIMEOUT_MS));
-    if (config.SANDBOX) printSandbox(seeded ?? null, port);
+    if (config.SANDBOX) printSandbox(seeded ?? null, port, databaseUrl);
 
     let shuttingDown = false;
     const shutdown = (signal: string) => {
@@ -141,13 +141,13 @@ function closeServer(server: Server, timeoutMs: number): Promise<void> {
   });
 }
 
-function printSandbox(seeded: SandboxSeed | null, port: number): void {
+function printSandbox(seeded: SandboxSeed | null, port: number, databaseUrl: string): void {
   const base = `http://localhost:${port}`;
   if (!seeded) {
     process.stdout.write(
       `\nGateway (sandbox) listening on ${base}\n` +
         'Sandbox data was seeded on an earlier start; its keys were printed then.\n' +
-        'A new admin key: npm run admin -- create-admin-key\n',
+        `A new admin key, while the gateway runs:\n  DATABASE_URL=${databaseUrl} npm run admin -- create-admin-key\n`,
     );
     return;
   }

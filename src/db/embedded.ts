@@ -32,6 +32,9 @@ export async function startEmbeddedPostgres(
     password: PASSWORD,
     port: chosenPort,
     persistent: true,
+    // PostgreSQL refuses to run as root: as root, run it as a `postgres` user (created if missing)
+    // that owns the data directory.
+    createPostgresUser: process.getuid?.() === 0,
     onLog: (message: unknown) => logger.debug({ embedded_pg: String(message).trim() }),
     onError: (message: unknown) => logger.debug({ embedded_pg: String(message).trim() }),
   });

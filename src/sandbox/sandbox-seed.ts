@@ -59,13 +59,58 @@ export async function seedSandbox(c: Container): Promise<SandboxSeed | undefined
       owner: `${carrier.name}, ${carrier.id}`,
     },
   ]);
+  const subscribers: {
+    msisdn: string;
+    funding_type: 'prepaid' | 'postpaid';
+    credit_limit?: string;
+    topup?: string;
+  }[] = [
+    { msisdn: '+84901234567', funding_type: 'prepaid', topup: '500000' },
+    { msisdn: '+84901234568', funding_type: 'prepaid', topup: '20000' },
+    { msisdn: '+84981234569', funding_type: 'postpaid', credit_limit: '1000000' },
+  ];
+  for (const s of subscribers) {
+    await c.subscribers.putSubscriber(actor, carrier.id, s.msisdn, {
+      funding_type: s.funding_type,
+      status: 'active',
+      ...(s.credit_limit ? { credit_limit: s.credit_limit } : {}),
+    });
+    if (s.topup) {
+      await c.subscribers.topup(
+        actor,
+        carrier.id,
+        s.msisdn,
+        { amount: s.topup, currency: 'VND', reference: 'sandbox-seed' },
+        {
+          ownerId: carrier.id,
+          key: `sandbox-seed-${s.msisdn}`,
+          fingerprint: 'sandbox-seed',
+          method: 'POST',
+          path: `/v1/carrier/subscribers/${s.msisdn}/topups`,
+          requestId: 'sandbox-seed',
+        },
+      );
+    }
+  }
+  const merchantKey = keys.find((k) => k.role === 'merchant')?.key ?? '';
+  const body = JSON.stringify({
+    msisdn: '+84901234567',
+    amount: '15000',
+    currency: 'VND',
+    description: '100 gems',
+  });
   return {
     keys: keys.map((k) => ({
       role: k.role,
       key: k.key,
       ...('owner' in k ? { owner: k.owner } : {}),
     })),
-    subscribers: [],
-    tryCommands: () => [],
+    subscribers: subscribers.map(
+      (s) =>
+        `${s.msisdn} (${s.funding_type}, ${s.topup ? `balance ${s.topup}` : `credit limit ${s.credit_limit ?? '0'}`} VND)`,
+    ),
+    tryCommands: (base) => [
+      `curl -s ${base}/v1/charges -H "Authorization: Bearer ${merchantKey}" -H "Idempotency-Key: first-charge" -H "Content-Type: application/json" -d '${body}'`,
+    ],
   };
 }
