@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { readFileSync } from 'node:fs';
+import { ConfigError, describeConfig, loadConfig } from '../src/config.js';
 
 describe('config', () => {
   it('defaults to sandbox on an embedded database when nothing is configured', () => {
@@ -37,5 +38,13 @@ describe('config', () => {
     expect(() => loadConfig({ IDEMPOTENCY_RETENTION_HOURS: '24' })).toThrow(
       /IDEMPOTENCY_RETENTION_HOURS/,
     );
+  });
+
+  it('every variable is documented in the README configuration table', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const missing = describeConfig()
+      .map((v) => v.name)
+      .filter((name) => !readme.includes(`| \`${name}\` |`));
+    expect(missing).toEqual([]);
   });
 });
