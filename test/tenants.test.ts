@@ -50,16 +50,13 @@ describe('onboarding carriers and merchants', () => {
 
   it('refuses a duplicate carrier code (409), an unknown time zone and an unsupported currency (400)', async () => {
     const carrier = await newCarrier(h);
-    const dup = await h.http
-      .post('/v1/admin/carriers')
-      .set(bearer(admin))
-      .send({
-        code: carrier.code,
-        name: 'Again',
-        currency: 'VND',
-        timezone: 'Asia/Ho_Chi_Minh',
-        revenue_share_bps: 1,
-      });
+    const dup = await h.http.post('/v1/admin/carriers').set(bearer(admin)).send({
+      code: carrier.code,
+      name: 'Again',
+      currency: 'VND',
+      timezone: 'Asia/Ho_Chi_Minh',
+      revenue_share_bps: 1,
+    });
     expect(dup.status).toBe(409);
     expect(dup.body).toMatchObject({ code: 'already_exists', param: 'code' });
     const tz = await h.http
