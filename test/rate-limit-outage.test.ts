@@ -75,7 +75,11 @@ class RedisProxy {
 const open: Harness[] = [];
 const proxies: RedisProxy[] = [];
 async function harness(options: HarnessOptions): Promise<Harness> {
-  const h = await createHarness({ productionRateLimits: true, ...options });
+  const h = await createHarness({
+    productionRateLimits: true,
+    redisCommandTimeoutMs: 500,
+    ...options,
+  });
   open.push(h);
   return h;
 }

@@ -135,7 +135,12 @@ describe('refunds', () => {
     const carrier = await newCarrier(h);
     const merchant = await newMerchant(h);
     const sub = await newSubscriber(h, carrier, { balance: '10000' });
-    const paid = await charge(h, merchant, { msisdn: sub.msisdn, amount: '3000' });
+    const paid = await charge(
+      h,
+      merchant,
+      { msisdn: sub.msisdn, amount: '3000' },
+      'before-suspension',
+    );
     const { newAdminKey } = await import('./helpers/harness.js');
     const admin = await newAdminKey(h);
     expect(
@@ -144,6 +149,15 @@ describe('refunds', () => {
     const blocked = await charge(h, merchant, { msisdn: sub.msisdn, amount: '1000' });
     expect(blocked.status).toBe(403);
     expect(blocked.body.code).toBe('merchant_suspended');
+    const replay = await charge(
+      h,
+      merchant,
+      { msisdn: sub.msisdn, amount: '3000' },
+      'before-suspension',
+    );
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.text).toBe(paid.text);
     expect((await refund(merchant.key, paid.body.id)).status).toBe(201);
     expect(await subscriberBalance(h, sub)).toEqual({
       posted: '10000',

@@ -24,6 +24,8 @@ export interface Harness {
 export interface HarnessOptions {
   /** Keep the production rate-limit defaults instead of the generous test ones. */
   productionRateLimits?: boolean;
+  /** Redis command timeout; short in outage tests, roomy elsewhere so a loaded machine does not fall back. */
+  redisCommandTimeoutMs?: number;
   env?: Record<string, string>;
   redis?: boolean;
   /** Another database than the run's shared one (e.g. a fresh one a test may tamper with). */
@@ -79,7 +81,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
       ? null
       : new Redis(config.REDIS_URL, {
           enableOfflineQueue: false,
-          commandTimeout: 500,
+          commandTimeout: options.redisCommandTimeoutMs ?? 2000,
           maxRetriesPerRequest: 0,
           lazyConnect: true,
         });
