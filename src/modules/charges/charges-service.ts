@@ -93,6 +93,36 @@ export function captureLegs(
   ];
 }
 
+/** Why a charge may not even be attempted (nothing is recorded), or undefined. */
+function chargeRefusal(
+  merchant: MerchantRow,
+  subscriber: SubscriberRow | undefined,
+  carrier: CarrierRow | undefined,
+  input: CreateChargeInput,
+): AppError | undefined {
+  if (merchant.status !== 'active') {
+    return new AppError(
+      'merchant_suspended',
+      'This merchant is suspended and cannot create charges.',
+    );
+  }
+  if (!subscriber || !carrier) {
+    return new AppError('subscriber_not_found', `No subscriber ${maskMsisdn(input.msisdn)}.`, {
+      param: 'msisdn',
+    });
+  }
+  if (carrier.currency !== input.currency) {
+    return new AppError(
+      'currency_mismatch',
+      `The subscriber's account is in ${carrier.currency}.`,
+      {
+        param: 'currency',
+      },
+    );
+  }
+  return undefined;
+}
+
 export function createChargesService(deps: {
   pool: Pool;
   ledger: LedgerService;
@@ -189,21 +219,12 @@ export function createChargesService(deps: {
         input.msisdn,
       );
       if (!merchant) throw new AppError('forbidden', 'This key has no merchant.');
-      if (merchant.status !== 'active')
-        throw new AppError(
-          'merchant_suspended',
-          'This merchant is suspended and cannot create charges.',
-        );
-      if (!subscriber || !carrier)
-        throw new AppError('subscriber_not_found', `No subscriber ${maskMsisdn(input.msisdn)}.`, {
-          param: 'msisdn',
-        });
-      if (carrier.currency !== input.currency) {
-        throw new AppError(
-          'currency_mismatch',
-          `The subscriber's account is in ${carrier.currency}.`,
-          { param: 'currency' },
-        );
+      // Refusals that depend on state which may change after a charge succeeded (a merchant
+      // suspended since) still go through the key first, so a retry of a finished charge replays
+      // its answer; the refusal itself is not stored and leaves the key free.
+      const refusal = chargeRefusal(merchant, subscriber, carrier, input);
+      if (refusal || !subscriber || !carrier) {
+        return idempotency.run(idem, () => Promise.reject(refusal ?? new Error('unreachable')));
       }
       const accounts = await parties(merchantId, carrier.id, carrier.currency);
       return idempotency.run(
