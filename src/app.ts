@@ -14,6 +14,9 @@ import { chargesRoutes } from './modules/charges/charges-routes.js';
 import { eventsRoutes } from './modules/events/events-routes.js';
 import { ledgerRoutes } from './modules/ledger/ledger-routes.js';
 import { refundsRoutes } from './modules/refunds/refunds-routes.js';
+import { reconciliationsRoutes } from './modules/reconciliations/reconciliations-routes.js';
+import { settlementsRoutes } from './modules/settlements/settlements-routes.js';
+import { smsRoutes } from './modules/sms/sms-routes.js';
 import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
@@ -73,6 +76,9 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(refundsRoutes(c));
   app.use(eventsRoutes(c));
   app.use(ledgerRoutes(c));
+  app.use(settlementsRoutes(c));
+  app.use(reconciliationsRoutes(c));
+  app.use(smsRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

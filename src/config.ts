@@ -102,12 +102,37 @@ export const configSchema = z.object({
     .describe(
       'Base delays between webhook attempts, in seconds (each is jittered down to a random fraction). After the last one, an event is retried once more when 24 h have passed since it came due, then marked failed.',
     ),
+  OTP_HASH_SECRET: z
+    .string()
+    .min(32)
+    .optional()
+    .describe(
+      'Server key of the one-time code hashes (HMAC-SHA256), at least 32 characters; the same on every instance. Required outside sandbox; in sandbox a random one is made per process.',
+    ),
+  SMS_TIMEOUT_MS: int(100, 60_000)
+    .default(5000)
+    .describe('How long one SMS hand-off to a carrier may take before it counts as failed, in ms.'),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000)
     .default(15_000)
     .describe('How long SIGTERM waits for in-flight requests before closing anyway.'),
   TRUST_PROXY: bool
     .default(false)
     .describe('Trust X-Forwarded-For for the client IP (behind a load balancer).'),
+  SETTLEMENT_GRACE_SECONDS: int(0, 7 * 24 * 3600)
+    .default(3600)
+    .describe(
+      "How long after a carrier's local day ends its settlement statement is closed automatically, in seconds.",
+    ),
+  RECONCILIATION_MAX_BYTES: int(1, 10 * 1024 ** 3)
+    .default(200 * 1024 ** 2)
+    .describe(
+      'Largest carrier reconciliation file accepted (POST /v1/carrier/reconciliations), in bytes; larger uploads get 413.',
+    ),
+  BULK_STATEMENT_TIMEOUT_MS: int(1000, 3_600_000)
+    .default(600_000)
+    .describe(
+      'statement_timeout for settlement closes and reconciliation runs, which read and write a whole day or file of rows, in milliseconds.',
+    ),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -117,6 +142,19 @@ export class ConfigError extends Error {
   constructor(readonly issues: string[]) {
     super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
     this.name = 'ConfigError';
+  }
+}
+
+/**
+ * What only a serving gateway needs, checked before it starts (the admin CLI and tests build the
+ * container without it): outside sandbox, the key of the one-time code hashes, since a key made
+ * up per process would leave codes unconfirmable on another instance or after a restart.
+ */
+export function assertServerConfig(config: Config): void {
+  if (!config.SANDBOX && config.OTP_HASH_SECRET === undefined) {
+    throw new ConfigError([
+      'OTP_HASH_SECRET: required outside sandbox mode (at least 32 characters)',
+    ]);
   }
 }
 

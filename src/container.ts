@@ -27,6 +27,14 @@ import {
   type LedgerService,
 } from './modules/ledger/ledger-service.js';
 import { createRefundsService, type RefundsService } from './modules/refunds/refunds-service.js';
+import {
+  createReconciliationsService,
+  type ReconciliationsService,
+} from './modules/reconciliations/reconciliations-service.js';
+import {
+  createSettlementsService,
+  type SettlementsService,
+} from './modules/settlements/settlements-service.js';
 import { createEventsService, type EventsService } from './modules/events/events-service.js';
 import { createWebhookDispatcher } from './modules/events/webhook-dispatcher.js';
 import {
@@ -38,6 +46,12 @@ import {
   type SubscribersService,
 } from './modules/subscribers/subscribers-service.js';
 import { createAuthFailureBrake } from './modules/rate-limit/rate-limit-http.js';
+import { resolveOtpSecret } from './modules/charges/charges-consent.js';
+import {
+  createSmsDispatcher,
+  createSmsService,
+  type SmsService,
+} from './modules/sms/sms-service.js';
 import {
   createRateLimitService,
   type RateLimitService,
@@ -64,6 +78,10 @@ export interface Container extends Infrastructure {
   refunds: RefundsService;
   events: EventsService;
   webhookEndpoints: WebhookEndpointService;
+  settlements: SettlementsService;
+  reconciliations: ReconciliationsService;
+  /** The SMS outbox's sandbox inbox (its dispatcher is among the workers). */
+  sms: SmsService;
   authBrake: AuthFailureBrake;
   /** Per-key, per-MSISDN and auth-failure limits (Redis, falling back in process). */
   rateLimits: RateLimitService;
@@ -92,6 +110,13 @@ export function createContainer(infra: Infrastructure): Container {
     idempotency,
     metrics: infra.metrics,
     reservationTtlSeconds: config.RESERVATION_TTL_SECONDS,
+    otpSecret: resolveOtpSecret(config, infra.logger),
+  });
+  const settlements = createSettlementsService({
+    pool,
+    ledger,
+    graceSeconds: config.SETTLEMENT_GRACE_SECONDS,
+    bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
   });
   return {
     ...infra,
@@ -106,13 +131,28 @@ export function createContainer(infra: Infrastructure): Container {
     merchants: createMerchantsService({ pool, sandbox: config.SANDBOX }),
     events: createEventsService({ pool }),
     webhookEndpoints: createWebhookEndpointService({ pool, sandbox: config.SANDBOX }),
+    settlements,
+    reconciliations: createReconciliationsService({
+      pool,
+      maxBytes: config.RECONCILIATION_MAX_BYTES,
+      bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
+    }),
     authBrake: createAuthFailureBrake(rateLimits),
     rateLimits,
+    sms: createSmsService({ pool }),
     workers: [
       ledgerRollUpWorker(ledger),
       charges.expiryWorker(),
       idempotency.reaper(),
+      settlements.worker(),
       createAuditSealer({ pool, batchSize: config.AUDIT_SEAL_BATCH_SIZE }),
+      createSmsDispatcher({
+        pool,
+        logger: infra.logger,
+        metrics: infra.metrics,
+        sandbox: config.SANDBOX,
+        timeoutMs: config.SMS_TIMEOUT_MS,
+      }),
       createWebhookDispatcher({
         pool,
         logger: infra.logger,

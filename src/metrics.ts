@@ -7,6 +7,7 @@ export interface Metrics {
   charges: Counter<'status'>;
   poolConnections: Gauge<'state'>;
   webhookDeliveries: Counter<'outcome'>;
+  smsDeliveries: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -36,6 +37,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     webhookDeliveries: new Counter({
       name: 'webhook_deliveries_total',
       help: 'Webhook events handled by outcome (delivered, retry, failed, endpoint_gone, skipped).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    smsDeliveries: new Counter({
+      name: 'sms_deliveries_total',
+      help: 'SMS handled by outcome (delivered, sandbox, retry, failed, expired).',
       labelNames: ['outcome'],
       registers: [registry],
     }),

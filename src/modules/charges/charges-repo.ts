@@ -123,6 +123,8 @@ export async function updateChargeState(
     denial_code?: DenialCode;
     cancellation_reason?: string;
     captured?: boolean;
+    /** Sets reserved_until to now (database time) plus this many seconds. */
+    reserved_until_seconds?: number;
   },
 ): Promise<ChargeRow> {
   const { rows } = await db.query<ChargeRow>(
@@ -136,6 +138,8 @@ export async function updateChargeState(
               denial_code = coalesce($8, denial_code),
               cancellation_reason = coalesce($9, cancellation_reason),
               captured_at = CASE WHEN $10 THEN now() ELSE captured_at END,
+              reserved_until = CASE WHEN $11::int IS NULL THEN reserved_until
+                                    ELSE now() + make_interval(secs => $11::int) END,
               updated_at = now()
         WHERE id = $1 RETURNING *)
      SELECT u.*, car.code AS carrier_code FROM u JOIN carriers car ON car.id = u.carrier_id`,
@@ -150,6 +154,7 @@ export async function updateChargeState(
       change.denial_code ?? null,
       change.cancellation_reason ?? null,
       change.captured ?? false,
+      change.reserved_until_seconds ?? null,
     ],
   );
   return rows[0]!;
@@ -223,4 +228,80 @@ export async function lockExpiredReservations(db: Queryable, batch: number): Pro
     [batch],
   );
   return rows;
+}
+
+/** Pending consents whose code has expired (database time), locked for this sweeper. */
+export async function lockExpiredConsents(db: Queryable, batch: number): Promise<ChargeRow[]> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS}
+       FROM charge_otps o JOIN charges ch ON ch.id = o.charge_id JOIN carriers car ON car.id = ch.carrier_id
+      WHERE o.expires_at <= now() AND ch.status = 'pending_validation'
+      ORDER BY o.expires_at LIMIT $1
+      FOR UPDATE OF ch SKIP LOCKED`,
+    [batch],
+  );
+  return rows;
+}
+
+/**
+ * Serialises the limit check of one subscriber's charges: whoever holds this lock sees every
+ * earlier charge of the subscriber committed before computing spend. The same row is written by
+ * the hold or posting that follows, so this only takes that lock a little earlier.
+ */
+export async function lockSubscriberAccount(db: Queryable, accountId: string): Promise<void> {
+  await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [accountId]);
+}
+
+export async function insertOtp(
+  db: Queryable,
+  chargeId: string,
+  codeHash: Buffer,
+  validSeconds: number,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO charge_otps (charge_id, code_hash, expires_at)
+     VALUES ($1, $2, now() + make_interval(secs => $3::int))`,
+    [chargeId, codeHash, validSeconds],
+  );
+}
+
+export interface OtpRow {
+  code_hash: Buffer;
+  attempts: number;
+  /** Judged by database time, like every other expiry. */
+  expired: boolean;
+}
+
+export async function findOtp(db: Queryable, chargeId: string): Promise<OtpRow | undefined> {
+  const { rows } = await db.query<OtpRow>(
+    `SELECT code_hash, attempts, expires_at <= now() AS expired FROM charge_otps WHERE charge_id = $1`,
+    [chargeId],
+  );
+  return rows[0];
+}
+
+/** Counts a wrong code; returns the attempts made so far. */
+export async function recordOtpFailure(db: Queryable, chargeId: string): Promise<number> {
+  const { rows } = await db.query<{ attempts: number }>(
+    'UPDATE charge_otps SET attempts = attempts + 1 WHERE charge_id = $1 RETURNING attempts',
+    [chargeId],
+  );
+  return rows[0]!.attempts;
+}
+
+/** The code is no longer needed once the charge leaves pending_validation. */
+export async function deleteOtp(db: Queryable, chargeId: string): Promise<void> {
+  await db.query('DELETE FROM charge_otps WHERE charge_id = $1', [chargeId]);
+}
+
+/** The charged subscriber's ledger account and its status as it is now. */
+export async function findChargeSubscriber(
+  db: Queryable,
+  subscriberId: string,
+): Promise<Pick<SubscriberRow, 'account_id' | 'status'>> {
+  const { rows } = await db.query<Pick<SubscriberRow, 'account_id' | 'status'>>(
+    'SELECT account_id, status FROM subscribers WHERE id = $1',
+    [subscriberId],
+  );
+  return rows[0]!;
 }

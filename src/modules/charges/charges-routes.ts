@@ -31,6 +31,24 @@ export function chargesRoutes(deps: {
   });
 
   router.post(
+    '/v1/charges/:id/confirm',
+    merchantOnly,
+    requireIdempotencyKey(),
+    async (req, res) => {
+      sendOutcome(
+        res,
+        await charges.confirmCharge(
+          actorOf(req),
+          authOf(req).ownerId,
+          req.params.id as string,
+          req.body as { code: string },
+          idempotencyOf(req, res),
+        ),
+      );
+    },
+  );
+
+  router.post(
     '/v1/charges/:id/capture',
     merchantOnly,
     requireIdempotencyKey(),

@@ -3,14 +3,11 @@ import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { SYSTEM_ACTOR } from '../../http/context.js';
-import { problemBody } from '../../http/problem.js';
 import { newId } from '../../lib/ids.js';
 import { maskMsisdn } from '../../lib/msisdn.js';
 import type { Metrics } from '../../metrics.js';
 import type { Worker } from '../../workers/workers.js';
-import { insertAuditEvent } from '../audit/audit-repo.js';
 import type { CarrierRow } from '../carriers/carriers-types.js';
-import { insertEvent, type EventType } from '../events/events-repo.js';
 import type {
   IdempotencyService,
   IdempotentRequest,
@@ -18,12 +15,31 @@ import type {
   RunOptions,
   StoredOutcome,
 } from '../idempotency/idempotency-service.js';
-import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
-import type { Leg } from '../ledger/ledger-types.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
-import { parseAmount, splitRevenue, type RevenueSplit } from '../money/money.js';
+import { parseAmount, splitRevenue } from '../money/money.js';
+import { insertSms } from '../sms/sms-repo.js';
 import type { SubscriberRow } from '../subscribers/subscribers-types.js';
+import { createConfirmCharge } from './charges-confirm.js';
+import {
+  needsConsent,
+  newOtpCode,
+  otpHash,
+  otpMessage,
+  OTP_TTL_SECONDS,
+} from './charges-consent.js';
+import { spendLimitDenial } from './charges-limits.js';
 import * as repo from './charges-repo.js';
+import {
+  captureLegs,
+  chargeParties,
+  denialOutcome,
+  invalidState,
+  lockCharge,
+  recordChange as recordChargeChange,
+  releaseCharge,
+  type ChargeParties,
+} from './charges-shared.js';
 import {
   toChargeView,
   type ChargeRow,
@@ -40,6 +56,14 @@ export interface ChargesService {
     idem: IdempotentRequest,
     options?: RunOptions,
   ): Promise<StoredOutcome>;
+  /** SPEC §4.4 consent: checks the one-time code of a pending_validation charge. */
+  confirmCharge(
+    actor: Actor,
+    merchantId: string,
+    chargeId: string,
+    input: { code: string },
+    idem: IdempotentRequest,
+  ): Promise<StoredOutcome>;
   captureCharge(
     actor: Actor,
     merchantId: string,
@@ -55,42 +79,11 @@ export interface ChargesService {
   ): Promise<StoredOutcome>;
   getCharge(merchantId: string | undefined, chargeId: string): Promise<ChargeView>;
   listCharges(filter: repo.ChargeFilter): Promise<{ rows: ChargeView[]; hasMore: boolean }>;
-  /** Cancels reservations whose time has passed (database time); several instances may run it. */
+  /**
+   * Cancels reservations past their time and pending consents past their code's expiry (database
+   * time), releasing their holds; several instances may run it.
+   */
   expiryWorker(): Worker;
-}
-
-const DENIAL_MESSAGES: Record<DenialCode, string> = {
-  insufficient_funds: 'The subscriber’s prepaid balance does not cover this charge.',
-  credit_limit_exceeded: 'The charge would take the subscriber past their credit limit.',
-  limit_per_transaction_exceeded: 'The amount exceeds the per-transaction limit.',
-  limit_daily_exceeded: 'The charge would exceed the subscriber’s daily spend limit.',
-  limit_monthly_exceeded: 'The charge would exceed the subscriber’s monthly spend limit.',
-  subscriber_barred: 'The subscriber has opted out of carrier billing.',
-  subscriber_suspended: 'The subscriber’s account is suspended.',
-  otp_attempts_exceeded: 'Too many wrong one-time codes.',
-};
-
-const EVENT_FOR_STATUS: Record<ChargeRow['status'], EventType> = {
-  succeeded: 'charge.succeeded',
-  reserved: 'charge.reserved',
-  pending_validation: 'charge.pending_validation',
-  denied: 'charge.denied',
-  cancelled: 'charge.cancelled',
-};
-
-/** The legs that move a captured amount: out of the subscriber, split to carrier, gateway and merchant. */
-export function captureLegs(
-  subscriberAccount: string,
-  parties: { merchant: Leg['account']; carrier: Leg['account']; fees: Leg['account'] },
-  amount: bigint,
-  split: RevenueSplit,
-): Leg[] {
-  return [
-    { account: { id: subscriberAccount, hot: false }, amount: -amount },
-    { account: parties.carrier, amount: split.carrierShare },
-    { account: parties.fees, amount: split.gatewayFee },
-    { account: parties.merchant, amount: split.merchantNet },
-  ];
 }
 
 /** Why a charge may not even be attempted (nothing is recorded), or undefined. */
@@ -129,85 +122,32 @@ export function createChargesService(deps: {
   idempotency: IdempotencyService;
   metrics: Metrics;
   reservationTtlSeconds: number;
+  /** Key of the one-time code hashes (see resolveOtpSecret). */
+  otpSecret: Buffer;
 }): ChargesService {
   const { pool, ledger, idempotency, metrics } = deps;
-
-  async function parties(merchantId: string, carrierId: string, currency: string) {
-    const [merchant, carrier, fees] = await Promise.all([
-      ledger.partyAccount('merchant_payable', merchantId, currency),
-      ledger.partyAccount('carrier_share', carrierId, currency),
-      ledger.partyAccount('gateway_fees', GATEWAY_OWNER, currency),
-    ]);
-    return { merchant, carrier, fees };
-  }
-
-  /** Records the change's audit event and merchant event; both commit with the change. */
-  async function recordChange(
+  const parties = (merchantId: string, carrierId: string, currency: string) =>
+    chargeParties(ledger, merchantId, carrierId, currency);
+  const recordChange = (
     tx: PoolClient,
     actor: Actor,
     charge: ChargeRow,
     action: string,
     extra: Record<string, unknown> = {},
-  ) {
-    const view = toChargeView(charge);
-    await insertAuditEvent(tx, actor, {
-      action,
-      objectType: 'charge',
-      objectId: charge.id,
-      summary: {
-        status: charge.status,
-        amount: charge.amount,
-        currency: charge.currency,
-        msisdn: maskMsisdn(charge.msisdn),
-        ...extra,
-      },
-    });
-    await insertEvent(tx, {
-      merchantId: charge.merchant_id,
-      type: EVENT_FOR_STATUS[charge.status],
-      subjectId: charge.id,
-      data: view as unknown as Record<string, unknown>,
-    });
-    metrics.charges.inc({ status: charge.status });
-    return view;
-  }
-
-  function denialOutcome(charge: ChargeRow, requestId: string): Outcome {
-    const code = charge.denial_code!;
-    const err = new AppError('payment_denied', DENIAL_MESSAGES[code], {
-      extra: { code, charge_id: charge.id, denial_code: code },
-    });
-    return {
-      status: 402,
-      body: problemBody(err, requestId),
-      contentType: 'application/problem+json',
-    };
-  }
-
-  async function lockCharge(
-    tx: PoolClient,
-    merchantId: string,
-    chargeId: string,
-  ): Promise<ChargeRow> {
-    const charge = await repo.findCharge(tx, chargeId, { merchantId, forUpdate: true });
-    if (!charge) throw new AppError('not_found', `No charge ${chargeId}.`);
-    return charge;
-  }
-
-  function invalidState(charge: ChargeRow, action: string): AppError {
-    return new AppError('invalid_state', `Cannot ${action} a charge that is ${charge.status}.`, {
-      extra: { charge_id: charge.id, current_status: charge.status },
-    });
-  }
+  ) => recordChargeChange(tx, metrics, actor, charge, action, extra);
 
   async function expire(tx: PoolClient, charge: ChargeRow): Promise<void> {
-    await ledger.releaseHold(tx, charge.id);
-    const row = await repo.updateChargeState(tx, charge.id, {
+    const row = await releaseCharge(tx, ledger, charge.id, {
       status: 'cancelled',
-      amount_held: 0n,
       cancellation_reason: 'expired',
     });
-    await recordChange(tx, SYSTEM_ACTOR('reservation-expiry'), row, 'charge.expired');
+    await recordChange(
+      tx,
+      SYSTEM_ACTOR(charge.status === 'reserved' ? 'reservation-expiry' : 'consent-expiry'),
+      row,
+      'charge.expired',
+      { expired_status: charge.status },
+    );
   }
 
   return {
@@ -245,6 +185,15 @@ export function createChargesService(deps: {
       );
     },
 
+    confirmCharge: createConfirmCharge({
+      pool,
+      ledger,
+      idempotency,
+      metrics,
+      otpSecret: deps.otpSecret,
+      reservationTtlSeconds: deps.reservationTtlSeconds,
+    }),
+
     async captureCharge(actor, merchantId, chargeId, input, idem) {
       return idempotency.run(idem, async (tx) => {
         const charge = await lockCharge(tx, merchantId, chargeId);
@@ -264,7 +213,10 @@ export function createChargesService(deps: {
         }
         const split = splitRevenue(amount, charge.revenue_share_bps, charge.fee_bps);
         const accounts = await parties(charge.merchant_id, charge.carrier_id, charge.currency);
-        const subscriberAccount = await subscriberAccountOf(tx, charge.subscriber_id);
+        const { account_id: subscriberAccount } = await repo.findChargeSubscriber(
+          tx,
+          charge.subscriber_id,
+        );
         await ledger.postHold(
           tx,
           charge.id,
@@ -298,10 +250,8 @@ export function createChargesService(deps: {
         const charge = await lockCharge(tx, merchantId, chargeId);
         if (charge.status !== 'reserved' && charge.status !== 'pending_validation')
           throw invalidState(charge, 'cancel');
-        await ledger.releaseHold(tx, charge.id);
-        const row = await repo.updateChargeState(tx, charge.id, {
+        const row = await releaseCharge(tx, ledger, charge.id, {
           status: 'cancelled',
-          amount_held: 0n,
           cancellation_reason: 'requested_by_merchant',
         });
         return { status: 200, body: await recordChange(tx, actor, row, 'charge.cancelled') };
@@ -326,20 +276,15 @@ export function createChargesService(deps: {
       name: 'reservation-expiry',
       runOnce: () =>
         withTransaction(pool, async (tx) => {
-          const due = await repo.lockExpiredReservations(tx, 100);
+          const due = [
+            ...(await repo.lockExpiredReservations(tx, 100)),
+            ...(await repo.lockExpiredConsents(tx, 100)),
+          ];
           for (const charge of due) await expire(tx, charge);
           return due.length;
         }),
     }),
   };
-
-  async function subscriberAccountOf(tx: PoolClient, subscriberId: string): Promise<string> {
-    const { rows } = await tx.query<{ account_id: string }>(
-      'SELECT account_id FROM subscribers WHERE id = $1',
-      [subscriberId],
-    );
-    return rows[0]!.account_id;
-  }
 
   async function executeCharge(
     tx: PoolClient,
@@ -347,7 +292,7 @@ export function createChargesService(deps: {
     merchant: MerchantRow,
     subscriber: SubscriberRow,
     carrier: CarrierRow,
-    accounts: Awaited<ReturnType<typeof parties>>,
+    accounts: ChargeParties,
     input: CreateChargeInput,
     amount: bigint,
     requestId: string,
@@ -388,10 +333,18 @@ export function createChargesService(deps: {
 
     if (subscriber.status === 'barred') return deny('subscriber_barred');
     if (subscriber.status === 'suspended') return deny('subscriber_suspended');
+    const overLimit = await spendLimitDenial(
+      tx,
+      { merchant, carrier, subscriber },
+      amount,
+      carrier.currency,
+    );
+    if (overLimit) return deny(overLimit);
     const shortfall: DenialCode =
       subscriber.funding_type === 'prepaid' ? 'insufficient_funds' : 'credit_limit_exceeded';
+    const consent = needsConsent(merchant, carrier, amount);
 
-    if (capture) {
+    if (capture && !consent) {
       const split = splitRevenue(amount, carrier.revenue_share_bps, merchant.fee_bps);
       const moved = await ledger.post(tx, {
         kind: 'capture',
@@ -414,19 +367,46 @@ export function createChargesService(deps: {
       return { status: 201, body: await recordChange(tx, actor, row, 'charge.succeeded') };
     }
 
+    // A reservation and a charge awaiting consent both hold the amount (the hold id is the charge id).
     const held = await ledger.hold(tx, id, { id: subscriber.account_id, hot: false }, amount);
     if (!held) return deny(shortfall);
     const row = await repo.insertCharge(tx, {
       ...base,
-      status: 'reserved',
+      status: consent ? 'pending_validation' : 'reserved',
       amount_held: amount,
       amount_captured: 0n,
       carrier_share: null,
       gateway_fee: null,
       merchant_net: null,
       denial_code: null,
-      reserved_until_seconds: merchant.reservation_ttl_seconds ?? deps.reservationTtlSeconds,
+      reserved_until_seconds: consent
+        ? null
+        : (merchant.reservation_ttl_seconds ?? deps.reservationTtlSeconds),
     });
-    return { status: 201, body: await recordChange(tx, actor, row, 'charge.reserved') };
+    if (consent) await sendConsentCode(tx, merchant, carrier, row);
+    return { status: 201, body: await recordChange(tx, actor, row, `charge.${row.status}`) };
+  }
+
+  /**
+   * Stores the code's keyed hash and queues the SMS carrying the code itself, both in the charge's
+   * transaction: the SMS goes out only after commit, from the outbox, and the code is never kept
+   * anywhere else.
+   */
+  async function sendConsentCode(
+    tx: PoolClient,
+    merchant: MerchantRow,
+    carrier: CarrierRow,
+    charge: ChargeRow,
+  ): Promise<void> {
+    const code = newOtpCode();
+    await repo.insertOtp(tx, charge.id, otpHash(deps.otpSecret, charge.id, code), OTP_TTL_SECONDS);
+    await insertSms(tx, {
+      id: newId('sms'),
+      chargeId: charge.id,
+      carrierId: carrier.id,
+      msisdn: charge.msisdn,
+      message: otpMessage(merchant.name, BigInt(charge.amount), charge.currency, code),
+      validSeconds: OTP_TTL_SECONDS,
+    });
   }
 }

@@ -42,27 +42,34 @@ export async function updateSubscriber(
   return rows[0]!;
 }
 
-/** What a subscriber has spent in the carrier's local day and month (succeeded + held − refunded). */
+/**
+ * What a subscriber has spent in the carrier's local day and month (succeeded − refunded, plus
+ * what reservations and pending consents hold). `at` (default: now) picks the day and month; with
+ * it, charges created after `at` are left out too. Without it there is no upper bound, so charges
+ * committed by transactions that began after this one still count.
+ */
 export async function subscriberSpend(
   db: Queryable,
   subscriberId: string,
   timezone: string,
+  at?: Date,
 ): Promise<{ today: bigint; month: bigint }> {
   const { rows } = await db.query<{ today: string; month: string }>(
     `WITH bounds AS (
-       SELECT date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2 AS day_start,
-              date_trunc('month', now() AT TIME ZONE $2) AT TIME ZONE $2 AS month_start),
+       SELECT date_trunc('day', coalesce($3::timestamptz, now()) AT TIME ZONE $2) AT TIME ZONE $2 AS day_start,
+              date_trunc('month', coalesce($3::timestamptz, now()) AT TIME ZONE $2) AT TIME ZONE $2 AS month_start),
      c AS (
        SELECT created_at,
               CASE WHEN status = 'succeeded' THEN amount_captured - amount_refunded
                    WHEN status IN ('reserved', 'pending_validation') THEN amount_held
                    ELSE 0 END AS spent
          FROM charges, bounds
-        WHERE subscriber_id = $1 AND created_at >= least(bounds.month_start, bounds.day_start))
+        WHERE subscriber_id = $1 AND created_at >= least(bounds.month_start, bounds.day_start)
+          AND ($3::timestamptz IS NULL OR created_at <= $3::timestamptz))
      SELECT coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT day_start FROM bounds)), 0)::text AS today,
             coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT month_start FROM bounds)), 0)::text AS month
        FROM c`,
-    [subscriberId, timezone],
+    [subscriberId, timezone, at?.toISOString() ?? null],
   );
   const row = rows[0]!;
   return { today: BigInt(row.today), month: BigInt(row.month) };

@@ -1,0 +1,61 @@
+import type { PoolClient } from '../../db/pool.js';
+import { carrierLimits, type CarrierRow } from '../carriers/carriers-types.js';
+import type { MerchantRow } from '../merchants/merchants-types.js';
+import { subscriberSpend } from '../subscribers/subscribers-repo.js';
+import type { SubscriberRow } from '../subscribers/subscribers-types.js';
+import { lockSubscriberAccount } from './charges-repo.js';
+import type { DenialCode } from './charges-types.js';
+
+export interface LimitParties {
+  merchant: Pick<MerchantRow, 'per_transaction_max' | 'per_transaction_max_currency'>;
+  carrier: CarrierRow;
+  subscriber: Pick<SubscriberRow, 'id' | 'account_id' | 'funding_type'>;
+}
+
+/**
+ * The per-transaction caps: the carrier's for the subscriber's funding type, and the merchant's
+ * own when it is set in the charge's currency (a cap in another currency cannot be compared
+ * without an exchange rate, so it does not apply).
+ */
+export function perTransactionDenial(
+  parties: LimitParties,
+  amount: bigint,
+  currency: string,
+): DenialCode | null {
+  const { merchant, carrier, subscriber } = parties;
+  const carrierMax = carrierLimits(carrier)[subscriber.funding_type].per_transaction_max;
+  if (carrierMax !== null && amount > carrierMax) return 'limit_per_transaction_exceeded';
+  if (
+    merchant.per_transaction_max !== null &&
+    merchant.per_transaction_max_currency === currency &&
+    amount > BigInt(merchant.per_transaction_max)
+  ) {
+    return 'limit_per_transaction_exceeded';
+  }
+  return null;
+}
+
+/**
+ * SPEC §4.4: the first spend cap the charge would break, or null. Runs inside the transaction that
+ * then holds or posts the amount: the subscriber's account row is locked before spend is counted,
+ * so concurrent charges of one subscriber are counted one after another and cannot overshoot.
+ */
+export async function spendLimitDenial(
+  tx: PoolClient,
+  parties: LimitParties,
+  amount: bigint,
+  currency: string,
+): Promise<DenialCode | null> {
+  const perTransaction = perTransactionDenial(parties, amount, currency);
+  if (perTransaction) return perTransaction;
+  const { carrier, subscriber } = parties;
+  const caps = carrierLimits(carrier)[subscriber.funding_type];
+  if (caps.daily_max === null && caps.monthly_max === null) return null;
+  await lockSubscriberAccount(tx, subscriber.account_id);
+  const spent = await subscriberSpend(tx, subscriber.id, carrier.timezone);
+  if (caps.daily_max !== null && spent.today + amount > caps.daily_max)
+    return 'limit_daily_exceeded';
+  if (caps.monthly_max !== null && spent.month + amount > caps.monthly_max)
+    return 'limit_monthly_exceeded';
+  return null;
+}

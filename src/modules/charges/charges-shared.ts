@@ -1,0 +1,147 @@
+import type { PoolClient } from '../../db/pool.js';
+import { AppError } from '../../errors.js';
+import type { Actor } from '../../http/context.js';
+import { problemBody } from '../../http/problem.js';
+import { maskMsisdn } from '../../lib/msisdn.js';
+import type { Metrics } from '../../metrics.js';
+import { insertAuditEvent } from '../audit/audit-repo.js';
+import { insertEvent, type EventType } from '../events/events-repo.js';
+import type { Outcome } from '../idempotency/idempotency-service.js';
+import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
+import type { Leg } from '../ledger/ledger-types.js';
+import type { RevenueSplit } from '../money/money.js';
+import * as repo from './charges-repo.js';
+import { toChargeView, type ChargeRow, type ChargeView, type DenialCode } from './charges-types.js';
+
+const DENIAL_MESSAGES: Record<DenialCode, string> = {
+  insufficient_funds: 'The subscriber’s prepaid balance does not cover this charge.',
+  credit_limit_exceeded: 'The charge would take the subscriber past their credit limit.',
+  limit_per_transaction_exceeded: 'The amount exceeds the per-transaction limit.',
+  limit_daily_exceeded: 'The charge would exceed the subscriber’s daily spend limit.',
+  limit_monthly_exceeded: 'The charge would exceed the subscriber’s monthly spend limit.',
+  subscriber_barred: 'The subscriber has opted out of carrier billing.',
+  subscriber_suspended: 'The subscriber’s account is suspended.',
+  otp_attempts_exceeded: 'Too many wrong one-time codes.',
+};
+
+const EVENT_FOR_STATUS: Record<ChargeRow['status'], EventType> = {
+  succeeded: 'charge.succeeded',
+  reserved: 'charge.reserved',
+  pending_validation: 'charge.pending_validation',
+  denied: 'charge.denied',
+  cancelled: 'charge.cancelled',
+};
+
+/** The legs that move a captured amount: out of the subscriber, split to carrier, gateway and merchant. */
+export function captureLegs(
+  subscriberAccount: string,
+  parties: { merchant: Leg['account']; carrier: Leg['account']; fees: Leg['account'] },
+  amount: bigint,
+  split: RevenueSplit,
+): Leg[] {
+  return [
+    { account: { id: subscriberAccount, hot: false }, amount: -amount },
+    { account: parties.carrier, amount: split.carrierShare },
+    { account: parties.fees, amount: split.gatewayFee },
+    { account: parties.merchant, amount: split.merchantNet },
+  ];
+}
+
+/** A business outcome answered as problem+json (stored and replayed like any other). */
+export function problemOutcome(err: AppError, requestId: string): Outcome {
+  return {
+    status: err.status,
+    body: problemBody(err, requestId),
+    contentType: 'application/problem+json',
+  };
+}
+
+export function denialOutcome(charge: ChargeRow, requestId: string): Outcome {
+  const code = charge.denial_code!;
+  return problemOutcome(
+    new AppError('payment_denied', DENIAL_MESSAGES[code], {
+      extra: { code, charge_id: charge.id, denial_code: code },
+    }),
+    requestId,
+  );
+}
+
+export function invalidState(charge: ChargeRow, action: string): AppError {
+  return new AppError('invalid_state', `Cannot ${action} a charge that is ${charge.status}.`, {
+    extra: { charge_id: charge.id, current_status: charge.status },
+  });
+}
+
+/** Records a change's audit event and merchant event; both commit with the change. */
+export async function recordChange(
+  tx: PoolClient,
+  metrics: Pick<Metrics, 'charges'>,
+  actor: Actor,
+  charge: ChargeRow,
+  action: string,
+  extra: Record<string, unknown> = {},
+): Promise<ChargeView> {
+  const view = toChargeView(charge);
+  await insertAuditEvent(tx, actor, {
+    action,
+    objectType: 'charge',
+    objectId: charge.id,
+    summary: {
+      status: charge.status,
+      amount: charge.amount,
+      currency: charge.currency,
+      msisdn: maskMsisdn(charge.msisdn),
+      ...extra,
+    },
+  });
+  await insertEvent(tx, {
+    merchantId: charge.merchant_id,
+    type: EVENT_FOR_STATUS[charge.status],
+    subjectId: charge.id,
+    data: view as unknown as Record<string, unknown>,
+  });
+  metrics.charges.inc({ status: charge.status });
+  return view;
+}
+
+export type ChargeParties = Awaited<ReturnType<typeof chargeParties>>;
+
+/** The ledger accounts a captured charge credits (created on first use, outside the caller's transaction). */
+export async function chargeParties(
+  ledger: LedgerService,
+  merchantId: string,
+  carrierId: string,
+  currency: string,
+) {
+  const [merchant, carrier, fees] = await Promise.all([
+    ledger.partyAccount('merchant_payable', merchantId, currency),
+    ledger.partyAccount('carrier_share', carrierId, currency),
+    ledger.partyAccount('gateway_fees', GATEWAY_OWNER, currency),
+  ]);
+  return { merchant, carrier, fees };
+}
+
+/** The merchant's charge, row-locked for a state change; another merchant's is not found. */
+export async function lockCharge(
+  tx: PoolClient,
+  merchantId: string,
+  chargeId: string,
+): Promise<ChargeRow> {
+  const charge = await repo.findCharge(tx, chargeId, { merchantId, forUpdate: true });
+  if (!charge) throw new AppError('not_found', `No charge ${chargeId}.`);
+  return charge;
+}
+
+/** Ends a charge that holds money without moving any: releases the hold and forgets its code. */
+export async function releaseCharge(
+  tx: PoolClient,
+  ledger: LedgerService,
+  chargeId: string,
+  change:
+    | { status: 'cancelled'; cancellation_reason: string }
+    | { status: 'denied'; denial_code: DenialCode },
+): Promise<ChargeRow> {
+  await ledger.releaseHold(tx, chargeId);
+  await repo.deleteOtp(tx, chargeId);
+  return repo.updateChargeState(tx, chargeId, { ...change, amount_held: 0n });
+}
