@@ -11,11 +11,10 @@ import type {
 } from '../idempotency/idempotency-service.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { findMerchant } from '../merchants/merchants-repo.js';
-import { splitRevenue } from '../money/money.js';
 import { OTP_MAX_ATTEMPTS, otpMatches } from './charges-consent.js';
 import * as repo from './charges-repo.js';
 import {
-  captureLegs,
+  captureHold,
   chargeParties,
   denialOutcome,
   invalidState,
@@ -103,25 +102,7 @@ export function createConfirmCharge(deps: ConfirmDeps) {
     await repo.deleteOtp(tx, charge.id);
     const amount = BigInt(charge.amount_held);
     if (charge.capture) {
-      const split = splitRevenue(amount, charge.revenue_share_bps, charge.fee_bps);
-      await ledger.postHold(
-        tx,
-        charge.id,
-        {
-          kind: 'capture',
-          referenceId: charge.id,
-          currency: charge.currency,
-          legs: captureLegs(subscriberAccount, accounts, amount, split),
-        },
-        amount,
-      );
-      const row = await repo.updateChargeState(tx, charge.id, {
-        status: 'succeeded',
-        amount_held: 0n,
-        amount_captured: amount,
-        split,
-        captured: true,
-      });
+      const row = await captureHold(tx, ledger, charge, amount, accounts, subscriberAccount);
       return { status: 200, body: await recordChange(tx, metrics, actor, row, 'charge.confirmed') };
     }
     const merchant = await findMerchant(tx, charge.merchant_id);

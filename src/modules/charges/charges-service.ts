@@ -31,6 +31,7 @@ import {
 import { spendLimitDenial } from './charges-limits.js';
 import * as repo from './charges-repo.js';
 import {
+  captureHold,
   captureLegs,
   chargeParties,
   denialOutcome,
@@ -211,30 +212,12 @@ export function createChargesService(deps: {
             param: 'amount',
           });
         }
-        const split = splitRevenue(amount, charge.revenue_share_bps, charge.fee_bps);
         const accounts = await parties(charge.merchant_id, charge.carrier_id, charge.currency);
         const { account_id: subscriberAccount } = await repo.findChargeSubscriber(
           tx,
           charge.subscriber_id,
         );
-        await ledger.postHold(
-          tx,
-          charge.id,
-          {
-            kind: 'capture',
-            referenceId: charge.id,
-            currency: charge.currency,
-            legs: captureLegs(subscriberAccount, accounts, amount, split),
-          },
-          amount,
-        );
-        const row = await repo.updateChargeState(tx, charge.id, {
-          status: 'succeeded',
-          amount_held: 0n,
-          amount_captured: amount,
-          split,
-          captured: true,
-        });
+        const row = await captureHold(tx, ledger, charge, amount, accounts, subscriberAccount);
         return {
           status: 200,
           body: await recordChange(tx, actor, row, 'charge.captured', {

@@ -9,7 +9,7 @@ import { insertEvent, type EventType } from '../events/events-repo.js';
 import type { Outcome } from '../idempotency/idempotency-service.js';
 import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
 import type { Leg } from '../ledger/ledger-types.js';
-import type { RevenueSplit } from '../money/money.js';
+import { splitRevenue, type RevenueSplit } from '../money/money.js';
 import * as repo from './charges-repo.js';
 import { toChargeView, type ChargeRow, type ChargeView, type DenialCode } from './charges-types.js';
 
@@ -144,4 +144,34 @@ export async function releaseCharge(
   await ledger.releaseHold(tx, chargeId);
   await repo.deleteOtp(tx, chargeId);
   return repo.updateChargeState(tx, chargeId, { ...change, amount_held: 0n });
+}
+
+/** Posts `amount` of a charge's hold (the rest is released) with the revenue split, and marks it succeeded. */
+export async function captureHold(
+  tx: PoolClient,
+  ledger: LedgerService,
+  charge: ChargeRow,
+  amount: bigint,
+  accounts: ChargeParties,
+  subscriberAccount: string,
+): Promise<ChargeRow> {
+  const split = splitRevenue(amount, charge.revenue_share_bps, charge.fee_bps);
+  await ledger.postHold(
+    tx,
+    charge.id,
+    {
+      kind: 'capture',
+      referenceId: charge.id,
+      currency: charge.currency,
+      legs: captureLegs(subscriberAccount, accounts, amount, split),
+    },
+    amount,
+  );
+  return repo.updateChargeState(tx, charge.id, {
+    status: 'succeeded',
+    amount_held: 0n,
+    amount_captured: amount,
+    split,
+    captured: true,
+  });
 }
