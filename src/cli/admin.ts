@@ -1,12 +1,8 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.js';
-import { createContainer } from '../container.js';
-import { runMigrations } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
+import { ConfigError } from '../config.js';
+import { withCliContainer } from './cli-container.js';
 import { withTransaction } from '../db/transaction.js';
 import { SYSTEM_ACTOR } from '../http/context.js';
-import { createLogger } from '../logger.js';
-import { createMetrics } from '../metrics.js';
 
 const USAGE = `Usage: npm run admin -- <command> [options]
 
@@ -28,34 +24,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
-  const config = loadConfig();
-  if (!config.DATABASE_URL) {
-    process.stderr.write(
-      'DATABASE_URL is required: the admin CLI works on an existing database.\n',
-    );
-    return 2;
-  }
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, undefined);
-  await runMigrations(config.DATABASE_URL, logger);
-  const pool = createPool(
-    {
-      connectionString: config.DATABASE_URL,
-      max: 2,
-      statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
-    },
-    logger,
-  );
-  try {
-    const c = createContainer({
-      config,
-      pool,
-      redis: null,
-      logger,
-      metrics: createMetrics({ defaultMetrics: false }),
-    });
+  return withCliContainer('the admin CLI works on an existing database.', async (c) => {
     switch (command) {
       case 'create-admin-key': {
-        const key = await withTransaction(pool, (tx) =>
+        const key = await withTransaction(c.pool, (tx) =>
           c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('admin-cli'), {
             role: 'admin',
             description: values.description ?? 'created with the admin CLI',
@@ -73,9 +45,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`Unknown command "${command}".\n${USAGE}`);
         return 2;
     }
-  } finally {
-    await pool.end();
-  }
+  });
 }
 
 main(process.argv.slice(2)).then(

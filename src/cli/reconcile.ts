@@ -1,14 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config.js';
-import { createContainer } from '../container.js';
-import { runMigrations } from '../db/migrate.js';
-import { createPool } from '../db/pool.js';
+import { withCliContainer } from './cli-container.js';
 import { isAppError } from '../errors.js';
 import { SYSTEM_ACTOR } from '../http/context.js';
-import { createLogger } from '../logger.js';
-import { createMetrics } from '../metrics.js';
 import {
   EXCEPTIONS_CSV_HEADER,
   exceptionCsvLine,
@@ -46,64 +41,46 @@ async function main(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help || !values.carrier || !values.file) {
+  const { carrier, file } = values;
+  if (values.help || !carrier || !file) {
     process.stdout.write(USAGE);
     return values.help ? 0 : 2;
   }
-  const config = loadConfig();
-  if (!config.DATABASE_URL) {
-    process.stderr.write(
-      'DATABASE_URL is required: the reconciliation reads an existing database.\n',
-    );
-    return 2;
-  }
-  const logger = createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, undefined);
-  await runMigrations(config.DATABASE_URL, logger);
-  const pool = createPool(
-    {
-      connectionString: config.DATABASE_URL,
-      max: 2,
-      statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
-    },
-    logger,
-  );
-  try {
-    const c = createContainer({
-      config,
-      pool,
-      redis: null,
-      logger,
-      metrics: createMetrics({ defaultMetrics: false }),
-    });
-    const carrierId = await c.reconciliations.carrierIdByCode(values.carrier);
-    const input = createReadStream(values.file);
-    let report;
+  return withCliContainer('the reconciliation reads an existing database.', async (c) => {
     try {
-      report = await c.reconciliations.reconcile(SYSTEM_ACTOR('reconcile-cli'), carrierId, input, {
-        from: parseInstant('from', values.from),
-        to: parseInstant('to', values.to),
-        source: 'cli',
-      });
-    } finally {
-      input.destroy();
-    }
-    if (values.exceptions) {
-      const out = createWriteStream(values.exceptions);
-      out.write(EXCEPTIONS_CSV_HEADER);
-      for await (const page of c.reconciliations.exceptionPages(report.id)) {
-        for (const row of page) if (!out.write(exceptionCsvLine(row))) await once(out, 'drain');
+      const carrierId = await c.reconciliations.carrierIdByCode(carrier);
+      const input = createReadStream(file);
+      let report;
+      try {
+        report = await c.reconciliations.reconcile(
+          SYSTEM_ACTOR('reconcile-cli'),
+          carrierId,
+          input,
+          {
+            from: parseInstant('from', values.from),
+            to: parseInstant('to', values.to),
+            source: 'cli',
+          },
+        );
+      } finally {
+        input.destroy();
       }
-      out.end();
-      await once(out, 'finish');
+      if (values.exceptions) {
+        const out = createWriteStream(values.exceptions);
+        out.write(EXCEPTIONS_CSV_HEADER);
+        for await (const page of c.reconciliations.exceptionPages(report.id)) {
+          for (const row of page) if (!out.write(exceptionCsvLine(row))) await once(out, 'drain');
+        }
+        out.end();
+        await once(out, 'finish');
+      }
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      return 0;
+    } catch (err) {
+      process.stderr.write(`${isAppError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
+      return 1;
     }
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    return 0;
-  } catch (err) {
-    process.stderr.write(`${isAppError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
-    return 1;
-  } finally {
-    await pool.end();
-  }
+  });
 }
 
 main(process.argv.slice(2)).then(
