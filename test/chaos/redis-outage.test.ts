@@ -40,6 +40,8 @@ beforeAll(async () => {
   await proxy.start();
   h = await createHarness({
     databaseUrl,
+    // Short, like production's 200 ms: a hung Redis costs a request at most this per probe.
+    redisCommandTimeoutMs: 500,
     env: {
       REDIS_URL: proxy.rewrite(inject('redisUrl')),
       RATE_LIMIT_REDIS_RETRY_MS: '300',
