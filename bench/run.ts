@@ -98,7 +98,11 @@ async function main(): Promise<number> {
   if (cfg.skipBuild) log('BENCH_SKIP_BUILD set: using the existing dist/');
   else {
     log('npm run build');
-    await runCommand('npm', ['run', '--silent', 'build']);
+    await runCommand('npm', ['run', '--silent', 'build']).catch((err: unknown) => {
+      throw new Error(
+        `The build failed (BENCH_SKIP_BUILD=1 measures the existing dist/ instead): ${String(err)}`,
+      );
+    });
   }
   if (!existsSync(join(ROOT, 'dist', 'main.js'))) throw new Error('dist/main.js is missing.');
 
