@@ -233,6 +233,26 @@ describe('charges: the happy paths', () => {
     expect(future.body.data).toHaveLength(0);
   });
 
+  it('moves amounts beyond 32-bit integers exactly (minor units are BIGINT end to end)', async () => {
+    const carrier = await newCarrier(h, {
+      limits: { prepaid: { per_transaction_max: '900000000000', monthly_max: null } },
+    });
+    const merchant = await newMerchant(h, { fee_bps: 250 });
+    const sub = await newSubscriber(h, carrier, { balance: '10000000000' });
+    const res = await charge(h, merchant, { msisdn: sub.msisdn, amount: '4294967297' });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.split).toEqual({
+      carrier_share: '1288490189',
+      gateway_fee: '107374182',
+      merchant_net: '2899102926',
+    });
+    expect(await subscriberBalance(h, sub)).toEqual({
+      posted: '5705032703',
+      held: '0',
+      available: '5705032703',
+    });
+  });
+
   it('leaves the books balanced', async () => {
     expect((await verifyLedger(h)).ok).toBe(true);
   });

@@ -44,8 +44,8 @@ export async function applyToAccount(
   delta: bigint,
 ): Promise<boolean> {
   const { rowCount } = await db.query(
-    `UPDATE ledger_accounts SET posted = posted + $2
-      WHERE id = $1 AND ($2 >= 0 OR floor IS NULL OR posted - pending + $2 >= floor)`,
+    `UPDATE ledger_accounts SET posted = posted + $2::bigint
+      WHERE id = $1 AND ($2::bigint >= 0 OR floor IS NULL OR posted - pending + $2::bigint >= floor)`,
     [accountId, delta.toString()],
   );
   return rowCount === 1;
