@@ -3,7 +3,7 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import { pinoHttp } from 'pino-http';
 import type { Container } from './container.js';
 import { AppError } from './errors.js';
-import { authenticate } from './http/auth.js';
+import { authenticate, roleGate } from './http/auth.js';
 import { healthRoutes } from './http/health-routes.js';
 import { errorHandler } from './http/problem.js';
 import { requestId } from './http/request-id.js';
@@ -57,6 +57,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   );
   app.use('/v1', authenticate(c.apiKeys, c.authBrake));
   app.use('/v1', perKeyRateLimit(c.rateLimits));
+  app.use('/v1', roleGate());
   app.use(
     OpenApiValidator.middleware({
       apiSpec: OPENAPI_PATH,

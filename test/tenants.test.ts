@@ -140,6 +140,23 @@ describe('roles and tenants', () => {
     expect((await h.http.get('/v1/admin/merchants').set(bearer(auditor))).status).toBe(200);
   });
 
+  it('a wrong-role key gets 403 before its body is validated, learning nothing of the schema', async () => {
+    const merchant = await newMerchant(h);
+    const carrier = await newCarrier(h);
+    const auditor = await newAdminKey(h, 'auditor');
+    for (const [key, path] of [
+      [merchant.key, '/v1/admin/carriers'],
+      [auditor, '/v1/admin/carriers'],
+      [carrier.key, '/v1/charges'],
+      [merchant.key, '/v1/carrier/subscribers/+84900000001/topups'],
+    ] as const) {
+      const res = await h.http.post(path).set(bearer(key)).set('Idempotency-Key', 'gate').send({});
+      expect(res.status, path).toBe(403);
+      expect(res.body.code).toBe('forbidden');
+      expect(res.body.errors).toBeUndefined();
+    }
+  });
+
   it("another tenant's objects answer 404, never revealing that they exist", async () => {
     const carrierA = await newCarrier(h);
     const carrierB = await newCarrier(h);

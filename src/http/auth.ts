@@ -71,3 +71,31 @@ export function actorOf(req: Request): Actor {
     requestId: req.requestId,
   };
 }
+
+const MERCHANT_AREAS = ['charges', 'refunds', 'balance', 'events', 'webhook-endpoint'];
+
+/** Which roles may call anything under a /v1 path, by its first segment; undefined: no coarse rule. */
+export function rolesForArea(method: string, path: string): Role[] | undefined {
+  const area = /^\/v1\/([^/?]+)/.exec(path)?.[1];
+  if (area === undefined) return undefined;
+  if (area === 'admin')
+    return method === 'GET' || method === 'HEAD' ? ['admin', 'auditor'] : ['admin'];
+  if (area === 'carrier') return ['carrier'];
+  if (MERCHANT_AREAS.includes(area)) return ['merchant'];
+  return undefined;
+}
+
+/**
+ * Refuses a key whose role has no business in the path's area before the request is validated,
+ * so a wrong-role caller learns nothing about a route's body schema (403, not 400). Routes keep
+ * their own exact role checks.
+ */
+export function roleGate(): RequestHandler {
+  return (req, _res, next) => {
+    const roles = rolesForArea(req.method, req.originalUrl);
+    if (roles !== undefined && !roles.includes(authOf(req).role)) {
+      throw new AppError('forbidden', `This route is for ${roles.join(' or ')} keys.`);
+    }
+    next();
+  };
+}
