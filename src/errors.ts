@@ -30,6 +30,7 @@ export const ERROR_STATUS = {
   idempotency_request_in_progress: 409,
   // 413 / 415 / 422 / 429
   payload_too_large: 413,
+  headers_too_large: 431,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   currency_mismatch: 422,

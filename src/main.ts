@@ -6,6 +6,7 @@ import { createContainer, type Container } from './container.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { runMigrations } from './db/migrate.js';
 import { createPool } from './db/pool.js';
+import { answerClientErrors } from './http/client-errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { seedSandbox, type SandboxSeed } from './sandbox/sandbox-seed.js';
@@ -122,6 +123,7 @@ function listen(c: Container, logger: Logger): Promise<Server> {
       else resolve(server);
     });
     server.keepAliveTimeout = 65_000;
+    answerClientErrors(server, logger);
     server.on('error', (err) => logger.error({ err }, 'HTTP server error'));
   });
 }
