@@ -62,6 +62,11 @@ export interface Infrastructure {
   pool: Pool;
   /** Absent when no REDIS_URL is configured: limits then live in process. */
   redis: Redis | null;
+  /**
+   * Connections for settlement closes and reconciliation runs, whose statements may run for
+   * minutes; absent: they share `pool`.
+   */
+  bulkPool?: Pool;
   logger: Logger;
   metrics: Metrics;
 }
@@ -112,8 +117,9 @@ export function createContainer(infra: Infrastructure): Container {
     reservationTtlSeconds: config.RESERVATION_TTL_SECONDS,
     otpSecret: resolveOtpSecret(config, infra.logger),
   });
+  const bulkPool = infra.bulkPool ?? pool;
   const settlements = createSettlementsService({
-    pool,
+    pool: bulkPool,
     ledger,
     graceSeconds: config.SETTLEMENT_GRACE_SECONDS,
     bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
@@ -133,7 +139,7 @@ export function createContainer(infra: Infrastructure): Container {
     webhookEndpoints: createWebhookEndpointService({ pool, sandbox: config.SANDBOX }),
     settlements,
     reconciliations: createReconciliationsService({
-      pool,
+      pool: bulkPool,
       maxBytes: config.RECONCILIATION_MAX_BYTES,
       bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
     }),

@@ -50,15 +50,28 @@ async function main(): Promise<void> {
     }
     await runMigrations(databaseUrl, logger);
 
+    // query_timeout backs statement_timeout up when the server goes silent (a partition).
     const pool = createPool(
       {
         connectionString: databaseUrl,
         max: config.PG_POOL_MAX,
         statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+        queryTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS + 5_000,
       },
       logger,
     );
     stops.push(() => pool.end());
+    const bulkPool = createPool(
+      {
+        connectionString: databaseUrl,
+        max: 4,
+        statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+        queryTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS + 5_000,
+        applicationName: 'dcb-gateway-bulk',
+      },
+      logger,
+    );
+    stops.push(() => bulkPool.end());
     const redis = config.REDIS_URL ? createRedis(config.REDIS_URL, logger) : null;
     if (redis)
       stops.push(() =>
@@ -68,7 +81,14 @@ async function main(): Promise<void> {
         ),
       );
 
-    const container = createContainer({ config, pool, redis, logger, metrics: createMetrics() });
+    const container = createContainer({
+      config,
+      pool,
+      bulkPool,
+      redis,
+      logger,
+      metrics: createMetrics(),
+    });
     const seeded = config.SANDBOX ? await seedSandbox(container) : undefined;
 
     const workers: Workers | undefined = config.WORKERS_ENABLED

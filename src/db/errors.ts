@@ -32,7 +32,7 @@ export function isTransientDbError(err: unknown): boolean {
   const code = pgCode(err);
   if (code === undefined) {
     const message = err instanceof Error ? err.message : '';
-    return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(
+    return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed|Query read timeout/i.test(
       message,
     );
   }

@@ -16,6 +16,11 @@ export interface PoolOptions {
   connectionString: string;
   max: number;
   statementTimeoutMs: number;
+  /**
+   * Client-side bound on waiting for any answer, for a server that went silent (a partition
+   * drops packets; statement_timeout cannot fire there). Unset: no bound.
+   */
+  queryTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -28,6 +33,7 @@ export function createPool(options: PoolOptions, logger: Logger): Pool {
     connectionString: options.connectionString,
     max: options.max,
     statement_timeout: options.statementTimeoutMs,
+    ...(options.queryTimeoutMs ? { query_timeout: options.queryTimeoutMs } : {}),
     idle_in_transaction_session_timeout: options.statementTimeoutMs * 2,
     application_name: options.applicationName ?? 'dcb-gateway',
     connectionTimeoutMillis: 5_000,

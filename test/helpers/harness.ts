@@ -26,6 +26,8 @@ export interface HarnessOptions {
   productionRateLimits?: boolean;
   /** Redis command timeout; short in outage tests, roomy elsewhere so a loaded machine does not fall back. */
   redisCommandTimeoutMs?: number;
+  /** Client-side PostgreSQL query timeout (production sets one; tests that need it opt in). */
+  pgQueryTimeoutMs?: number;
   env?: Record<string, string>;
   redis?: boolean;
   /** Another database than the run's shared one (e.g. a fresh one a test may tamper with). */
@@ -73,6 +75,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
       connectionString: config.DATABASE_URL!,
       max: config.PG_POOL_MAX,
       statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+      ...(options.pgQueryTimeoutMs ? { queryTimeoutMs: options.pgQueryTimeoutMs } : {}),
     },
     logger,
   );
