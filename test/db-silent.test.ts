@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { TcpProxy } from './chaos/helpers/tcp-proxy.js';
+import { TcpProxy } from './helpers/tcp-proxy.js';
 import { newMerchant } from './helpers/factories.js';
 import { bearer, createHarness, type Harness } from './helpers/harness.js';
 

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
   bearer,
@@ -8,72 +7,10 @@ import {
   type Harness,
   type HarnessOptions,
 } from './helpers/harness.js';
-
-/**
- * A TCP proxy in front of the test Redis that can drop every connection and refuse new ones
- * (Redis down), or stop forwarding while connections stay open (Redis hung), then recover.
- * The machine's Redis itself is never touched.
- */
-class RedisProxy {
-  private server = net.createServer((client) => this.accept(client));
-  private pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
-  private hung = false;
-  port = 0;
-
-  constructor(private readonly target: URL) {}
-
-  async start(port = 0): Promise<void> {
-    this.server = net.createServer((client) => this.accept(client));
-    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-
-  /** Redis down: live connections are cut and new ones refused. */
-  async stop(): Promise<void> {
-    for (const { client, upstream } of this.pairs) {
-      client.destroy();
-      upstream.destroy();
-    }
-    this.pairs.clear();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  /** Redis hung: connections stay open but commands get no answer until `resume`. */
-  hang(): void {
-    this.hung = true;
-    for (const { client, upstream } of this.pairs) {
-      client.unpipe(upstream);
-      client.pause();
-    }
-  }
-
-  resume(): void {
-    this.hung = false;
-    for (const { client, upstream } of this.pairs) {
-      client.pipe(upstream);
-      client.resume();
-    }
-  }
-
-  private accept(client: net.Socket): void {
-    const upstream = net.connect(Number(this.target.port || 6379), this.target.hostname);
-    const pair = { client, upstream };
-    this.pairs.add(pair);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      this.pairs.delete(pair);
-    };
-    client.on('error', close).on('close', close);
-    upstream.on('error', close).on('close', close);
-    upstream.pipe(client);
-    if (this.hung) client.pause();
-    else client.pipe(upstream);
-  }
-}
+import { TcpProxy } from './helpers/tcp-proxy.js';
 
 const open: Harness[] = [];
-const proxies: RedisProxy[] = [];
+const proxies: TcpProxy[] = [];
 async function harness(options: HarnessOptions): Promise<Harness> {
   const h = await createHarness({
     productionRateLimits: true,
@@ -125,7 +62,7 @@ const DOWN = 'Redis unavailable';
 const BACK = 'Redis answers again';
 
 async function proxiedHarnesses(env: Record<string, string>) {
-  const proxy = new RedisProxy(new URL(inject('redisUrl')));
+  const proxy = TcpProxy.for(inject('redisUrl'), 6379);
   await proxy.start();
   proxies.push(proxy);
   const shared = { RATE_LIMIT_KEY_PREFIX: `rl-test-${randomSuffix()}`, ...env };

@@ -12,7 +12,7 @@ import { dropFreshDatabases, freshDatabase } from './helpers/chaos-db.js';
 import { bearerHeaders, call, ConnectionLost, sleep, type Answer } from './helpers/http-client.js';
 import { sendUntilAnswered, type KeyedRequest } from './helpers/retrying-client.js';
 import { ledgerVerify, seedTenants, type Tenants } from './helpers/tenants.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * SPEC §2.4–2.5 and §3.1 with PostgreSQL unreachable: the gateway's connections to it go through

@@ -14,7 +14,7 @@ import {
   type Answer,
 } from './helpers/http-client.js';
 import { ledgerVerify, seedTenants, type Tenants } from './helpers/tenants.js';
-import { TcpProxy } from './helpers/tcp-proxy.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 /**
  * SPEC §3.2: nothing that moves money depends on Redis. Under concurrent charge load the
