@@ -113,6 +113,21 @@ function costOf(trace: RequestTrace, totalMs: number): ChargeCost {
   const account = sql.find((c) => /UPDATE ledger_accounts/.test(c.label));
   const advisory = sql.find((c) => /advisory lock/.test(c.label));
   const end = commit?.end ?? 0;
+  // The one-step charge statement is its own transaction: it takes both locks and commits, so
+  // each lasts at most as long as the statement (as seen from the client).
+  const oneStatement = begin ? undefined : sql.find((c) => /execute_one_step_charge/.test(c.label));
+  if (oneStatement) {
+    const ms = oneStatement.end - oneStatement.start;
+    return {
+      sql: sql.length,
+      redis: trace.calls.length - sql.length,
+      transactionMs: ms,
+      accountLockMs: ms,
+      advisoryLockMs: ms,
+      totalMs,
+      sequence: trace.calls.map((c) => c.label),
+    };
+  }
   return {
     sql: sql.length,
     redis: trace.calls.length - sql.length,

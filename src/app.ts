@@ -17,6 +17,8 @@ import { refundsRoutes } from './modules/refunds/refunds-routes.js';
 import { reconciliationsRoutes } from './modules/reconciliations/reconciliations-routes.js';
 import { settlementsRoutes } from './modules/settlements/settlements-routes.js';
 import { smsRoutes } from './modules/sms/sms-routes.js';
+import { adjustmentsRoutes } from './modules/adjustments/adjustments-routes.js';
+import { searchRoutes } from './modules/search/search-routes.js';
 import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
@@ -80,6 +82,8 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(settlementsRoutes(c));
   app.use(reconciliationsRoutes(c));
   app.use(smsRoutes(c));
+  app.use(searchRoutes(c));
+  app.use(adjustmentsRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

@@ -27,6 +27,11 @@ export const configSchema = z.object({
     .url({ protocol: /^rediss?$/ })
     .optional()
     .describe('Redis connection string for rate limits. Unset: an in-process limiter is used.'),
+  API_KEY_CACHE_MS: int(0, 60_000)
+    .default(5000)
+    .describe(
+      'How long a resolved API key is trusted in process, in milliseconds (0: looked up on every request). A key revoked through another instance keeps working there for at most this long.',
+    ),
   RATE_LIMIT_KEY_RATE: z.coerce
     .number()
     .positive()

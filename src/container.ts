@@ -28,6 +28,11 @@ import {
 } from './modules/ledger/ledger-service.js';
 import { createRefundsService, type RefundsService } from './modules/refunds/refunds-service.js';
 import {
+  createAdjustmentsService,
+  type AdjustmentsService,
+} from './modules/adjustments/adjustments-service.js';
+import { createSearchService, type SearchService } from './modules/search/search-service.js';
+import {
   createReconciliationsService,
   type ReconciliationsService,
 } from './modules/reconciliations/reconciliations-service.js';
@@ -81,6 +86,10 @@ export interface Container extends Infrastructure {
   subscribers: SubscribersService;
   charges: ChargesService;
   refunds: RefundsService;
+  /** Manual ledger corrections under four-eyes. */
+  adjustments: AdjustmentsService;
+  /** The admin search over every tenant's charges. */
+  search: SearchService;
   events: EventsService;
   webhookEndpoints: WebhookEndpointService;
   settlements: SettlementsService;
@@ -131,7 +140,9 @@ export function createContainer(infra: Infrastructure): Container {
     subscribers: createSubscribersService({ pool, ledger, idempotency }),
     charges,
     refunds: createRefundsService({ pool, ledger, idempotency }),
-    apiKeys: createApiKeysService({ pool }),
+    adjustments: createAdjustmentsService({ pool, ledger, idempotency }),
+    search: createSearchService({ pool }),
+    apiKeys: createApiKeysService({ pool, cacheMs: config.API_KEY_CACHE_MS }),
     audit: createAuditService({ pool }),
     carriers: createCarriersService({ pool }),
     merchants: createMerchantsService({ pool, sandbox: config.SANDBOX }),

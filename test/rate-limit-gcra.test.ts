@@ -116,6 +116,32 @@ describe.each(backends)('GCRA (%s)', (_name, make) => {
   });
 });
 
+describe.each(backends)('GCRA with onceKey (%s)', (_name, make) => {
+  it('counts an attempt once: presented again it is allowed without taking a unit; a refused one is not remembered', async () => {
+    const evaluate = make();
+    const at = bucket();
+    const attempt = (id: string, time = 0) => ({
+      ...at(time),
+      onceKey: `rl-unit-once-${randomSuffix()}-${id}`,
+    });
+    const first = attempt('first');
+    expect(await evaluate(first)).toMatchObject({ allowed: true, remaining: BURST - 1 });
+    for (let i = 0; i < 3; i++) {
+      expect(await evaluate(first)).toMatchObject({ allowed: true, remaining: BURST - 1 });
+    }
+    for (let i = 1; i < BURST; i++) await evaluate(attempt(`other-${i}`));
+    const refused = attempt('refused');
+    expect(await evaluate(refused)).toMatchObject({ allowed: false, remaining: 0 });
+    // Still counted: the first attempt again costs nothing, the refused one is refused again.
+    expect(await evaluate(first)).toMatchObject({ allowed: true, remaining: 0 });
+    expect(await evaluate(refused)).toMatchObject({ allowed: false });
+    expect(await evaluate({ ...refused, nowUs: T0 + INTERVAL })).toMatchObject({
+      allowed: true,
+      remaining: 0,
+    });
+  });
+});
+
 describe('GCRA script in Redis', () => {
   it('gives the same answers as the in-process limiter for any sequence of requests', async () => {
     await fc.assert(

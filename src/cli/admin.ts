@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.js';
+import { onboardCarrier, onboardMerchant, UsageError, verifyLedger } from './admin-commands.js';
 import { withCliContainer } from './cli-container.js';
 import { withTransaction } from '../db/transaction.js';
 import { SYSTEM_ACTOR } from '../http/context.js';
@@ -10,6 +11,12 @@ Commands:
   create-admin-key [--description TEXT]   create an admin API key (printed alone on the last line)
   verify-audit                            re-hash the audit chain; prints the verdict as JSON and
                                           exits 1 when it does not check out
+  verify-ledger                           recompute every balance from the journal; prints the
+                                          verdict as JSON and exits 1 when the books do not balance
+  onboard-carrier --code CODE --name NAME --currency CUR --timezone TZ --revenue-share-bps BPS
+                                          onboard a carrier (default limits); prints it as JSON
+  onboard-merchant --name NAME --fee-bps BPS
+                                          onboard a merchant; prints it as JSON
 `;
 
 /** Operations CLI: works on the database named by DATABASE_URL, without the HTTP API. */
@@ -17,7 +24,16 @@ async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { description: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      description: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      code: { type: 'string' },
+      name: { type: 'string' },
+      currency: { type: 'string' },
+      timezone: { type: 'string' },
+      'revenue-share-bps': { type: 'string' },
+      'fee-bps': { type: 'string' },
+    },
   });
   const command = positionals[0];
   if (!command || values.help) {
@@ -41,6 +57,12 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);
         return verdict.ok ? 0 : 1;
       }
+      case 'verify-ledger':
+        return verifyLedger(c);
+      case 'onboard-carrier':
+        return onboardCarrier(c, values);
+      case 'onboard-merchant':
+        return onboardMerchant(c, values);
       default:
         process.stderr.write(`Unknown command "${command}".\n${USAGE}`);
         return 2;
@@ -51,6 +73,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE}`);
+      process.exit(2);
+    }
     process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
     process.exit(1);
   },

@@ -4,10 +4,20 @@ import type { Logger } from '../logger.js';
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
+/**
+ * A statement with a name: each connection parses it once and Postgres may reuse its plan. For
+ * the statements of the hottest path only (a named statement stays prepared on every connection).
+ */
+export interface NamedStatement {
+  name: string;
+  text: string;
+  values: unknown[];
+}
+
 /** What every repo function takes first: the pool, or the client of an open transaction. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = Record<string, unknown>>(
-    text: string,
+    text: string | NamedStatement,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>>;
 }

@@ -132,6 +132,18 @@ beforeAll(async () => {
         `c1,${succeeded.body.id},${a.msisdn},charge,5000,VND,${new Date().toISOString()}\n`,
     );
   expect(recon.status, recon.text).toBe(201);
+  const adjustment = await h.http
+    .post('/v1/admin/adjustments')
+    .set(bearer(keys.admin))
+    .set('Idempotency-Key', 'seed-adjustment')
+    .send({
+      account: { type: 'merchant_payable', owner_id: spare.merchant.id },
+      amount: '10',
+      currency: 'VND',
+      direction: 'credit',
+      reason: 'seed',
+    });
+  expect(adjustment.status, adjustment.text).toBe(201);
   Object.assign(ids, {
     charge: [succeeded.body.id, reserved.body.id, pending.body.id],
     refund: [refund.body.id],
@@ -142,6 +154,7 @@ beforeAll(async () => {
     carrier: [spare.carrier.id],
     merchant: [spare.merchant.id],
     apiKey: [spare.apiKeyId],
+    adjustment: [adjustment.body.id],
   });
   for (const [kind, list] of Object.entries(ids)) expect(list.length, kind).toBeGreaterThan(0);
 });
@@ -167,6 +180,7 @@ function idKind(op: Operation, param: string): string {
     [/^\/v1\/charges\//, 'charge'],
     [/^\/v1\/refunds\//, 'refund'],
     [/^\/v1\/events\//, 'event'],
+    [/^\/v1\/admin\/adjustments\//, 'adjustment'],
   ];
   const hit = rules.find(([re]) => re.test(op.path));
   if (!hit) throw new Error(`no object kind for ${op.path} {${param}}: add it to idKind()`);
@@ -533,6 +547,14 @@ function validRequest(op: Operation, as: Tenant = a) {
     captureCharge: {},
     createRefund: {},
     settleSettlement: { payment_reference: 'abuse' },
+    createAdjustment: {
+      account: { type: 'merchant_payable', owner_id: spare.merchant.id },
+      amount: '10',
+      currency: 'VND',
+      direction: 'credit',
+      reason: 'abuse',
+    },
+    rejectAdjustment: {},
   };
   let body: string | undefined;
   if (op.body?.contentTypes.includes('application/json')) {

@@ -45,12 +45,38 @@ export interface ApiKeysService {
     limit: number;
     startingAfter?: string;
   }): Promise<{ rows: ApiKeyView[]; hasMore: boolean }>;
-  /** Resolves a presented bearer key to its caller, or undefined when unknown or revoked. */
+  /**
+   * Resolves a presented bearer key to its caller, or undefined when unknown or revoked. A key
+   * revoked through another instance may still resolve here for up to API_KEY_CACHE_MS.
+   */
   authenticate(presented: string): Promise<AuthContext | undefined>;
 }
 
-export function createApiKeysService(deps: { pool: Pool }): ApiKeysService {
+const MAX_CACHED_KEYS = 10_000;
+
+export function createApiKeysService(deps: {
+  pool: Pool;
+  /** How long a resolved key is trusted without a lookup, in ms (0: look up every request). */
+  cacheMs?: number;
+}): ApiKeysService {
   const { pool } = deps;
+  const cacheMs = deps.cacheMs ?? 0;
+  // Keys resolved recently, by the hex of their hash. A revocation through this process evicts
+  // its key at once; one made through another instance takes effect here within cacheMs.
+  const resolved = new Map<string, { auth: AuthContext; until: number }>();
+
+  function remember(hash: string, auth: AuthContext): void {
+    if (cacheMs === 0) return;
+    if (resolved.size >= MAX_CACHED_KEYS) {
+      const oldest = resolved.keys().next();
+      if (!oldest.done) resolved.delete(oldest.value);
+    }
+    resolved.set(hash, { auth, until: Date.now() + cacheMs });
+  }
+
+  function forget(keyId: string): void {
+    for (const [hash, entry] of resolved) if (entry.auth.keyId === keyId) resolved.delete(hash);
+  }
 
   async function createKeyIn(
     db: Queryable,
@@ -100,8 +126,8 @@ export function createApiKeysService(deps: { pool: Pool }): ApiKeysService {
     createKeyIn,
     createKey: (actor, input) => withTransaction(pool, (tx) => createKeyIn(tx, actor, input)),
 
-    revokeKey: (actor, id) =>
-      withTransaction(pool, async (tx) => {
+    async revokeKey(actor, id) {
+      const view = await withTransaction(pool, async (tx) => {
         const row = await repo.revokeApiKey(tx, id);
         if (!row) throw new AppError('not_found', `No API key ${id}.`);
         await insertAuditEvent(tx, actor, {
@@ -110,7 +136,11 @@ export function createApiKeysService(deps: { pool: Pool }): ApiKeysService {
           objectId: id,
         });
         return toApiKeyView(row);
-      }),
+      });
+      // After the commit: a request resolving the key before it would cache it again.
+      forget(id);
+      return view;
+    },
 
     async getKey(id) {
       const row = await repo.findApiKey(pool, id);
@@ -128,9 +158,16 @@ export function createApiKeysService(deps: { pool: Pool }): ApiKeysService {
 
     async authenticate(presented) {
       if (!KEY_SHAPE.test(presented)) return undefined;
-      const row = await repo.findActiveKeyByHash(pool, hashApiKey(presented));
+      const hash = hashApiKey(presented);
+      const hex = hash.toString('hex');
+      const cached = resolved.get(hex);
+      if (cached && cached.until > Date.now()) return cached.auth;
+      if (cached) resolved.delete(hex);
+      const row = await repo.findActiveKeyByHash(pool, hash);
       if (!row) return undefined;
-      return { keyId: row.id, role: row.role, ownerId: row.owner_id ?? row.id };
+      const auth: AuthContext = { keyId: row.id, role: row.role, ownerId: row.owner_id ?? row.id };
+      remember(hex, auth);
+      return auth;
     },
   };
 }

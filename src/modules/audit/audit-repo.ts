@@ -11,26 +11,57 @@ export interface AuditRecord {
   summary?: Record<string, unknown>;
 }
 
+/** The columns of a new audit event (its time and seal are the database's to set). */
+export interface AuditEventColumns {
+  id: string;
+  actor_type: Actor['type'];
+  actor_id: string | null;
+  api_key_id: string | null;
+  actor_ip: string | null;
+  action: string;
+  object_type: string;
+  object_id: string;
+  request_id: string | null;
+  summary: Record<string, unknown>;
+}
+
+/** A new audit event's columns, for insertAuditEvent or a statement that writes it with others. */
+export function auditEventColumns(actor: Actor, record: AuditRecord): AuditEventColumns {
+  return {
+    id: newId('evt'),
+    actor_type: actor.type,
+    actor_id: actor.id,
+    api_key_id: actor.apiKeyId,
+    actor_ip: actor.ip,
+    action: record.action,
+    object_type: record.objectType,
+    object_id: record.objectId,
+    request_id: actor.requestId,
+    summary: record.summary ?? {},
+  };
+}
+
 /** Appends an audit event; call it inside the transaction of the change it describes. */
 export async function insertAuditEvent(
   db: Queryable,
   actor: Actor,
   record: AuditRecord,
 ): Promise<void> {
+  const a = auditEventColumns(actor, record);
   await db.query(
     `INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type, object_id, request_id, summary)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
-      newId('evt'),
-      actor.type,
-      actor.id,
-      actor.apiKeyId,
-      actor.ip,
-      record.action,
-      record.objectType,
-      record.objectId,
-      actor.requestId,
-      JSON.stringify(record.summary ?? {}),
+      a.id,
+      a.actor_type,
+      a.actor_id,
+      a.api_key_id,
+      a.actor_ip,
+      a.action,
+      a.object_type,
+      a.object_id,
+      a.request_id,
+      JSON.stringify(a.summary),
     ],
   );
 }

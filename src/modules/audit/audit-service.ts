@@ -26,7 +26,7 @@ const RFC3339 =
  * The contract checks the shape of a date-time; this also refuses impossible ones such as
  * 2025-02-30, which PostgreSQL would answer with an error instead of rows.
  */
-function assertRfc3339(value: string | undefined, param: string): void {
+export function assertRfc3339(value: string | undefined, param: string): void {
   if (value === undefined) return;
   const m = RFC3339.exec(value);
   const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, offH = 0, offM = 0] = (

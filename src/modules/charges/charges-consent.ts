@@ -15,7 +15,7 @@ export function needsConsent(
   amount: bigint,
 ): boolean {
   if (merchant.consent === 'always_otp') return true;
-  // loadChargeParties reads rows through to_jsonb: bigint columns arrive as numbers there.
+  // loadChargeAttempt reads rows through to_jsonb: bigint columns arrive as numbers there.
   return carrier.otp_threshold !== null && amount >= BigInt(carrier.otp_threshold);
 }
 

@@ -35,22 +35,29 @@ export function perTransactionDenial(
   return null;
 }
 
+/** Whether the carrier caps the subscriber's daily or monthly spend (counted in the transaction). */
+export function spendCapsApply(
+  carrier: CarrierRow,
+  subscriber: Pick<SubscriberRow, 'funding_type'>,
+): boolean {
+  const caps = carrierLimits(carrier)[subscriber.funding_type];
+  return caps.daily_max !== null || caps.monthly_max !== null;
+}
+
 /**
- * SPEC §4.4: the first spend cap the charge would break, or null. Runs inside the transaction that
- * then holds or posts the amount: the subscriber's account row is locked before spend is counted,
- * so concurrent charges of one subscriber are counted one after another and cannot overshoot.
+ * SPEC §4.4: the daily or monthly cap the charge would break, or null; the per-transaction caps
+ * are checked before (perTransactionDenial). Runs inside the transaction that then holds or posts
+ * the amount: the subscriber's account row is locked before spend is counted, so concurrent
+ * charges of one subscriber are counted one after another and cannot overshoot.
  */
 export async function spendLimitDenial(
   tx: PoolClient,
   parties: LimitParties,
   amount: bigint,
-  currency: string,
 ): Promise<DenialCode | null> {
-  const perTransaction = perTransactionDenial(parties, amount, currency);
-  if (perTransaction) return perTransaction;
   const { carrier, subscriber } = parties;
+  if (!spendCapsApply(carrier, subscriber)) return null;
   const caps = carrierLimits(carrier)[subscriber.funding_type];
-  if (caps.daily_max === null && caps.monthly_max === null) return null;
   await lockSubscriberAccount(tx, subscriber.account_id);
   const spent = await subscriberSpend(tx, subscriber.id, carrier.timezone);
   if (caps.daily_max !== null && spent.today + amount > caps.daily_max)

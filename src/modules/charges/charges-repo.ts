@@ -2,32 +2,65 @@ import type { Queryable } from '../../db/pool.js';
 import type { CarrierRow } from '../carriers/carriers-types.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
 import type { SubscriberRow } from '../subscribers/subscribers-types.js';
+import type { AuditEventColumns } from '../audit/audit-repo.js';
+import type { EventColumns } from '../events/events-repo.js';
+import type { StoredResponse } from '../idempotency/idempotency-repo.js';
+import type { DebitJournal } from '../ledger/ledger-types.js';
 import type { ChargeRow, ChargeStatus, DenialCode } from './charges-types.js';
 
 const CHARGE_COLUMNS = `ch.*, car.code AS carrier_code`;
 const FROM_CHARGES = `charges ch JOIN carriers car ON car.id = ch.carrier_id`;
 
-/** The merchant, and the subscriber with its carrier, in one round trip. */
-export async function loadChargeParties(
+/**
+ * What a charge attempt needs before anything is written, in one round trip: the merchant, the
+ * subscriber with its carrier, and the answer already stored under the request's key, if any (a
+ * stored answer never changes, so it may be read outside the transaction that would write one).
+ * Named, like executeOneStepCharge: planned once per connection rather than on every charge.
+ */
+export async function loadChargeAttempt(
   db: Queryable,
   merchantId: string,
   msisdn: string,
-): Promise<{ merchant?: MerchantRow; subscriber?: SubscriberRow; carrier?: CarrierRow }> {
-  const { rows } = await db.query<{
-    merchant: MerchantRow | null;
-    subscriber: SubscriberRow | null;
-    carrier: CarrierRow | null;
-  }>(
-    `SELECT to_jsonb(m) AS merchant, to_jsonb(s) AS subscriber, to_jsonb(c) AS carrier
+  request: { ownerId: string; key: string },
+): Promise<{
+  merchant?: MerchantRow;
+  subscriber?: SubscriberRow;
+  carrier?: CarrierRow;
+  stored?: StoredResponse;
+}> {
+  // A stored answer is all a replay needs: the parties are read only when there is none.
+  const { rows } = await db.query<
+    {
+      merchant: MerchantRow | null;
+      subscriber: SubscriberRow | null;
+      carrier: CarrierRow | null;
+    } & { [K in keyof StoredResponse]: StoredResponse[K] | null }
+  >({
+    name: 'charges-load-attempt',
+    text: `SELECT k.fingerprint, k.response_status, k.content_type, k.response_body,
+            CASE WHEN k.key IS NULL THEN to_jsonb(m) END AS merchant,
+            CASE WHEN k.key IS NULL THEN to_jsonb(s) END AS subscriber,
+            CASE WHEN k.key IS NULL THEN to_jsonb(c) END AS carrier
        FROM (SELECT 1) one
+       LEFT JOIN idempotency_keys k ON k.owner_id = $3 AND k.key = $4
        LEFT JOIN merchants m ON m.id = $1
        LEFT JOIN LATERAL (
          SELECT * FROM subscribers WHERE msisdn = $2 ORDER BY (status = 'active') DESC, updated_at DESC LIMIT 1
        ) s ON true
        LEFT JOIN carriers c ON c.id = s.carrier_id`,
-    [merchantId, msisdn],
-  );
+    values: [merchantId, msisdn, request.ownerId, request.key],
+  });
   const row = rows[0]!;
+  if (row.fingerprint !== null) {
+    return {
+      stored: {
+        fingerprint: row.fingerprint,
+        response_status: row.response_status!,
+        content_type: row.content_type!,
+        response_body: row.response_body!,
+      },
+    };
+  }
   return {
     merchant: row.merchant ?? undefined,
     subscriber: row.subscriber ?? undefined,
@@ -58,6 +91,38 @@ export interface NewCharge {
   metadata: Record<string, string> | null;
   denial_code: DenialCode | null;
   reserved_until_seconds: number | null;
+}
+
+/**
+ * The row of a new charge as the database stores it, dated `at`, for a statement that writes it
+ * together with other rows (executeOneStepCharge). Only for charges without a reservation expiry.
+ */
+export function newChargeRow(
+  c: Omit<NewCharge, 'reserved_until_seconds'>,
+  carrierCode: string,
+  at: Date,
+): ChargeRow {
+  const text = (v: bigint | null) => (v === null ? null : v.toString());
+  return {
+    ...c,
+    carrier_code: carrierCode,
+    funding_type: c.funding_type as ChargeRow['funding_type'],
+    amount: c.amount.toString(),
+    amount_held: c.amount_held.toString(),
+    amount_captured: c.amount_captured.toString(),
+    amount_refunded: '0',
+    carrier_share: text(c.carrier_share),
+    gateway_fee: text(c.gateway_fee),
+    merchant_net: text(c.merchant_net),
+    refunded_carrier_share: '0',
+    refunded_gateway_fee: '0',
+    refunded_merchant_net: '0',
+    cancellation_reason: null,
+    reserved_until: null,
+    created_at: at,
+    updated_at: at,
+    captured_at: c.status === 'succeeded' ? at : null,
+  };
 }
 
 export async function insertCharge(db: Queryable, c: NewCharge): Promise<ChargeRow> {
@@ -304,4 +369,92 @@ export async function findChargeSubscriber(
     [subscriberId],
   );
   return rows[0]!;
+}
+
+/** One way a one-step charge can end, written whole: the charge, its records and its answer. */
+export interface OneStepRecord {
+  charge: ChargeRow;
+  auditEvent: AuditEventColumns;
+  event: EventColumns;
+  response: { status: number; contentType: string; body: string };
+}
+
+export type OneStepResult =
+  | { outcome: 'in_progress' }
+  | { outcome: 'stored'; stored: StoredResponse }
+  | { outcome: 'below_floor' }
+  | { outcome: 'recorded' };
+
+/**
+ * Executes a one-step charge in one statement (migration 0009, execute_one_step_charge). Under the
+ * request key's advisory lock, unless the key already has an answer: with a journal, debits the
+ * subscriber within its floor, posts the journal and writes the record (a success), or writes
+ * nothing when the debit does not fit ('below_floor'); without one, writes the record (a denial).
+ * Run it on the pool, not inside a transaction: the statement is the transaction.
+ */
+export async function executeOneStepCharge(
+  db: Queryable,
+  c: {
+    request: { ownerId: string; key: string; fingerprint: string; method: string; path: string };
+    journal: DebitJournal | null;
+    record: OneStepRecord;
+  },
+): Promise<OneStepResult> {
+  const { request: r, journal: j, record } = c;
+  const { rows } = await db.query<{ outcome: string } & Partial<StoredResponse>>({
+    name: 'charges-execute-one-step',
+    text: `SELECT outcome, fingerprint, response_status, content_type, response_body
+             FROM execute_one_step_charge($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9)`,
+    values: [
+      r.ownerId,
+      r.key,
+      r.fingerprint,
+      r.method,
+      r.path,
+      j?.debit.accountId ?? null,
+      j?.debit.amount.toString() ?? null,
+      j === null
+        ? null
+        : JSON.stringify({
+            id: j.id,
+            kind: j.kind,
+            reference_id: j.referenceId,
+            currency: j.currency,
+            legs: j.legs.map((l) => ({
+              account_id: l.account.id,
+              amount: l.amount.toString(),
+              hot: l.account.hot,
+            })),
+          }),
+      JSON.stringify({
+        charge: record.charge,
+        audit_event: record.auditEvent,
+        event: record.event,
+        response: {
+          status: record.response.status,
+          content_type: record.response.contentType,
+          body: record.response.body,
+        },
+      }),
+    ],
+  });
+  const row = rows[0]!;
+  switch (row.outcome) {
+    case 'stored':
+      return {
+        outcome: 'stored',
+        stored: {
+          fingerprint: row.fingerprint!,
+          response_status: row.response_status!,
+          content_type: row.content_type!,
+          response_body: row.response_body!,
+        },
+      };
+    case 'in_progress':
+    case 'below_floor':
+    case 'recorded':
+      return { outcome: row.outcome };
+    default:
+      throw new Error(`execute_one_step_charge answered ${row.outcome}`);
+  }
 }

@@ -17,16 +17,11 @@ export function chargesRoutes(deps: {
 
   router.post('/v1/charges', merchantOnly, requireIdempotencyKey(), async (req, res) => {
     const input = req.body as CreateChargeInput;
-    // The subscriber's velocity counts attempts that execute, never replays of finished ones.
-    const outcome = await charges.createCharge(
-      actorOf(req),
-      authOf(req).ownerId,
-      input,
-      idempotencyOf(req, res),
-      {
-        beforeExecute: () => enforceChargeVelocity(rateLimits, res, input.msisdn),
-      },
-    );
+    const idem = idempotencyOf(req, res);
+    // The subscriber's velocity counts attempts, once per key, never replays of finished ones.
+    const outcome = await charges.createCharge(actorOf(req), authOf(req).ownerId, input, idem, {
+      beforeExecute: () => enforceChargeVelocity(rateLimits, res, input.msisdn, idem),
+    });
     sendOutcome(res, outcome);
   });
 

@@ -8,12 +8,12 @@ import { maskMsisdn } from '../../lib/msisdn.js';
 import type { Metrics } from '../../metrics.js';
 import type { Worker } from '../../workers/workers.js';
 import type { CarrierRow } from '../carriers/carriers-types.js';
-import type {
-  IdempotencyService,
-  IdempotentRequest,
-  Outcome,
-  RunOptions,
-  StoredOutcome,
+import {
+  replayOf,
+  type IdempotencyService,
+  type IdempotentRequest,
+  type Outcome,
+  type StoredOutcome,
 } from '../idempotency/idempotency-service.js';
 import type { LedgerService } from '../ledger/ledger-service.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
@@ -28,18 +28,22 @@ import {
   otpMessage,
   OTP_TTL_SECONDS,
 } from './charges-consent.js';
-import { spendLimitDenial } from './charges-limits.js';
+import { spendCapsApply, spendLimitDenial } from './charges-limits.js';
+import { createOneStepCharge } from './charges-one-step.js';
 import * as repo from './charges-repo.js';
 import {
   captureHold,
   captureLegs,
+  chargeBase,
   chargeParties,
+  denialBeforeBalance,
   denialOutcome,
   invalidState,
   lockCharge,
   recordChange as recordChargeChange,
   releaseCharge,
-  type ChargeParties,
+  shortfallDenial,
+  type ChargeAttempt,
 } from './charges-shared.js';
 import {
   toChargeView,
@@ -49,13 +53,23 @@ import {
   type DenialCode,
 } from './charges-types.js';
 
+export interface ChargeAttemptOptions {
+  /**
+   * Runs once it is known that the request is not a replay of a finished one and will not be
+   * refused, before anything is written; a throw leaves the key free. For the subscriber's charge
+   * velocity, which counts attempts per idempotency key, so a duplicate of an attempt that is
+   * still running does not count twice.
+   */
+  beforeExecute?: () => Promise<unknown>;
+}
+
 export interface ChargesService {
   createCharge(
     actor: Actor,
     merchantId: string,
     input: CreateChargeInput,
     idem: IdempotentRequest,
-    options?: RunOptions,
+    options?: ChargeAttemptOptions,
   ): Promise<StoredOutcome>;
   /** SPEC §4.4 consent: checks the one-time code of a pending_validation charge. */
   confirmCharge(
@@ -127,6 +141,7 @@ export function createChargesService(deps: {
   otpSecret: Buffer;
 }): ChargesService {
   const { pool, ledger, idempotency, metrics } = deps;
+  const executeOneStep = createOneStepCharge({ pool, metrics });
   const parties = (merchantId: string, carrierId: string, currency: string) =>
     chargeParties(ledger, merchantId, carrierId, currency);
   const recordChange = (
@@ -152,38 +167,41 @@ export function createChargesService(deps: {
   }
 
   return {
-    async createCharge(actor, merchantId, input, idem, options) {
+    async createCharge(actor, merchantId, input, idem, options = {}) {
       const amount = parseAmount(input.amount, input.currency);
-      const { merchant, subscriber, carrier } = await repo.loadChargeParties(
+      const { merchant, subscriber, carrier, stored } = await repo.loadChargeAttempt(
         pool,
         merchantId,
         input.msisdn,
+        idem,
       );
+      // A retry of a finished charge replays its answer, whatever changed since (a merchant
+      // suspended since): nothing else is looked at, and the velocity is not counted again.
+      if (stored) return replayOf(idem, stored);
       if (!merchant) throw new AppError('forbidden', 'This key has no merchant.');
-      // Refusals that depend on state which may change after a charge succeeded (a merchant
-      // suspended since) still go through the key first, so a retry of a finished charge replays
-      // its answer; the refusal itself is not stored and leaves the key free.
+      // Refusals record nothing; going through the key stores the ones that are business
+      // outcomes (currency_mismatch) and leaves the key free for the others.
       const refusal = chargeRefusal(merchant, subscriber, carrier, input);
       if (refusal || !subscriber || !carrier) {
         return idempotency.run(idem, () => Promise.reject(refusal ?? new Error('unreachable')));
       }
-      const accounts = await parties(merchantId, carrier.id, carrier.currency);
-      return idempotency.run(
+      if (options.beforeExecute) await options.beforeExecute();
+      const attempt: ChargeAttempt = {
+        actor,
+        merchant,
+        subscriber,
+        carrier,
+        accounts: await parties(merchantId, carrier.id, carrier.currency),
+        input,
+        amount,
         idem,
-        (tx) =>
-          executeCharge(
-            tx,
-            actor,
-            merchant,
-            subscriber,
-            carrier,
-            accounts,
-            input,
-            amount,
-            idem.requestId,
-          ),
-        options,
-      );
+      };
+      const oneStep =
+        (input.capture ?? true) &&
+        !needsConsent(merchant, carrier, amount) &&
+        !spendCapsApply(carrier, subscriber);
+      if (oneStep) return executeOneStep(attempt);
+      return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
     },
 
     confirmCharge: createConfirmCharge({
@@ -269,35 +287,9 @@ export function createChargesService(deps: {
     }),
   };
 
-  async function executeCharge(
-    tx: PoolClient,
-    actor: Actor,
-    merchant: MerchantRow,
-    subscriber: SubscriberRow,
-    carrier: CarrierRow,
-    accounts: ChargeParties,
-    input: CreateChargeInput,
-    amount: bigint,
-    requestId: string,
-  ): Promise<Outcome> {
-    const capture = input.capture ?? true;
-    const id = newId('ch');
-    const base = {
-      id,
-      merchant_id: merchant.id,
-      carrier_id: carrier.id,
-      subscriber_id: subscriber.id,
-      msisdn: subscriber.msisdn,
-      funding_type: subscriber.funding_type,
-      capture,
-      amount,
-      currency: carrier.currency,
-      revenue_share_bps: carrier.revenue_share_bps,
-      fee_bps: merchant.fee_bps,
-      description: input.description,
-      merchant_reference: input.merchant_reference ?? null,
-      metadata: input.metadata ?? null,
-    };
+  async function executeCharge(tx: PoolClient, a: ChargeAttempt): Promise<Outcome> {
+    const { actor, merchant, subscriber, carrier, accounts, amount } = a;
+    const base = chargeBase(a, newId('ch'));
     const deny = async (code: DenialCode): Promise<Outcome> => {
       const row = await repo.insertCharge(tx, {
         ...base,
@@ -311,27 +303,21 @@ export function createChargesService(deps: {
         reserved_until_seconds: null,
       });
       await recordChange(tx, actor, row, 'charge.denied', { denial_code: code });
-      return denialOutcome(row, requestId);
+      return denialOutcome(row, a.idem.requestId);
     };
 
-    if (subscriber.status === 'barred') return deny('subscriber_barred');
-    if (subscriber.status === 'suspended') return deny('subscriber_suspended');
-    const overLimit = await spendLimitDenial(
-      tx,
-      { merchant, carrier, subscriber },
-      amount,
-      carrier.currency,
-    );
+    const decided = denialBeforeBalance(a);
+    if (decided) return deny(decided);
+    const overLimit = await spendLimitDenial(tx, a, amount);
     if (overLimit) return deny(overLimit);
-    const shortfall: DenialCode =
-      subscriber.funding_type === 'prepaid' ? 'insufficient_funds' : 'credit_limit_exceeded';
+    const shortfall = shortfallDenial(subscriber);
     const consent = needsConsent(merchant, carrier, amount);
 
-    if (capture && !consent) {
+    if (base.capture && !consent) {
       const split = splitRevenue(amount, carrier.revenue_share_bps, merchant.fee_bps);
       const moved = await ledger.post(tx, {
         kind: 'capture',
-        referenceId: id,
+        referenceId: base.id,
         currency: carrier.currency,
         legs: captureLegs(subscriber.account_id, accounts, amount, split),
       });
@@ -351,7 +337,7 @@ export function createChargesService(deps: {
     }
 
     // A reservation and a charge awaiting consent both hold the amount (the hold id is the charge id).
-    const held = await ledger.hold(tx, id, { id: subscriber.account_id, hot: false }, amount);
+    const held = await ledger.hold(tx, base.id, { id: subscriber.account_id, hot: false }, amount);
     if (!held) return deny(shortfall);
     const row = await repo.insertCharge(tx, {
       ...base,

@@ -4,14 +4,25 @@ import type { Actor } from '../../http/context.js';
 import { problemBody } from '../../http/problem.js';
 import { maskMsisdn } from '../../lib/msisdn.js';
 import type { Metrics } from '../../metrics.js';
-import { insertAuditEvent } from '../audit/audit-repo.js';
-import { insertEvent, type EventType } from '../events/events-repo.js';
+import { insertAuditEvent, type AuditRecord } from '../audit/audit-repo.js';
+import { insertEvent, type EventType, type NewEvent } from '../events/events-repo.js';
 import type { Outcome } from '../idempotency/idempotency-service.js';
 import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
 import type { Leg } from '../ledger/ledger-types.js';
+import type { CarrierRow } from '../carriers/carriers-types.js';
+import type { IdempotentRequest } from '../idempotency/idempotency-service.js';
+import type { MerchantRow } from '../merchants/merchants-types.js';
 import { splitRevenue, type RevenueSplit } from '../money/money.js';
+import type { SubscriberRow } from '../subscribers/subscribers-types.js';
+import { perTransactionDenial } from './charges-limits.js';
 import * as repo from './charges-repo.js';
-import { toChargeView, type ChargeRow, type ChargeView, type DenialCode } from './charges-types.js';
+import {
+  toChargeView,
+  type ChargeRow,
+  type ChargeView,
+  type CreateChargeInput,
+  type DenialCode,
+} from './charges-types.js';
 
 const DENIAL_MESSAGES: Record<DenialCode, string> = {
   insufficient_funds: 'The subscriber’s prepaid balance does not cover this charge.',
@@ -72,6 +83,36 @@ export function invalidState(charge: ChargeRow, action: string): AppError {
   });
 }
 
+/** The audit event and merchant event that record a change of a charge, and the charge's view. */
+export function changeRecords(
+  charge: ChargeRow,
+  action: string,
+  extra: Record<string, unknown> = {},
+): { view: ChargeView; audit: AuditRecord; event: NewEvent } {
+  const view = toChargeView(charge);
+  return {
+    view,
+    audit: {
+      action,
+      objectType: 'charge',
+      objectId: charge.id,
+      summary: {
+        status: charge.status,
+        amount: charge.amount,
+        currency: charge.currency,
+        msisdn: maskMsisdn(charge.msisdn),
+        ...extra,
+      },
+    },
+    event: {
+      merchantId: charge.merchant_id,
+      type: EVENT_FOR_STATUS[charge.status],
+      subjectId: charge.id,
+      data: view as unknown as Record<string, unknown>,
+    },
+  };
+}
+
 /** Records a change's audit event and merchant event; both commit with the change. */
 export async function recordChange(
   tx: PoolClient,
@@ -81,25 +122,9 @@ export async function recordChange(
   action: string,
   extra: Record<string, unknown> = {},
 ): Promise<ChargeView> {
-  const view = toChargeView(charge);
-  await insertAuditEvent(tx, actor, {
-    action,
-    objectType: 'charge',
-    objectId: charge.id,
-    summary: {
-      status: charge.status,
-      amount: charge.amount,
-      currency: charge.currency,
-      msisdn: maskMsisdn(charge.msisdn),
-      ...extra,
-    },
-  });
-  await insertEvent(tx, {
-    merchantId: charge.merchant_id,
-    type: EVENT_FOR_STATUS[charge.status],
-    subjectId: charge.id,
-    data: view as unknown as Record<string, unknown>,
-  });
+  const { view, audit, event } = changeRecords(charge, action, extra);
+  await insertAuditEvent(tx, actor, audit);
+  await insertEvent(tx, event);
   metrics.charges.inc({ status: charge.status });
   return view;
 }
@@ -174,4 +199,48 @@ export async function captureHold(
     split,
     captured: true,
   });
+}
+
+/** A charge request that passed the refusals (merchant active, subscriber known, currency right). */
+export interface ChargeAttempt {
+  actor: Actor;
+  merchant: MerchantRow;
+  subscriber: SubscriberRow;
+  carrier: CarrierRow;
+  accounts: ChargeParties;
+  input: CreateChargeInput;
+  amount: bigint;
+  idem: IdempotentRequest;
+}
+
+/** The fields of a new charge that do not depend on how it ends. */
+export function chargeBase(a: ChargeAttempt, id: string) {
+  return {
+    id,
+    merchant_id: a.merchant.id,
+    carrier_id: a.carrier.id,
+    subscriber_id: a.subscriber.id,
+    msisdn: a.subscriber.msisdn,
+    funding_type: a.subscriber.funding_type,
+    capture: a.input.capture ?? true,
+    amount: a.amount,
+    currency: a.carrier.currency,
+    revenue_share_bps: a.carrier.revenue_share_bps,
+    fee_bps: a.merchant.fee_bps,
+    description: a.input.description,
+    merchant_reference: a.input.merchant_reference ?? null,
+    metadata: a.input.metadata ?? null,
+  };
+}
+
+/** The denial a charge gets whatever the subscriber's balance, or null (checked in this order). */
+export function denialBeforeBalance(a: ChargeAttempt): DenialCode | null {
+  if (a.subscriber.status === 'barred') return 'subscriber_barred';
+  if (a.subscriber.status === 'suspended') return 'subscriber_suspended';
+  return perTransactionDenial(a, a.amount, a.carrier.currency);
+}
+
+/** The denial of a charge the subscriber's balance does not cover. */
+export function shortfallDenial(subscriber: Pick<SubscriberRow, 'funding_type'>): DenialCode {
+  return subscriber.funding_type === 'prepaid' ? 'insufficient_funds' : 'credit_limit_exceeded';
 }

@@ -4,29 +4,48 @@ import type { AttemptRow, EventRow, EventType } from './events-types.js';
 
 export type { EventType } from './events-types.js';
 
+export interface NewEvent {
+  merchantId: string;
+  type: EventType;
+  /** The charge (ch_…) or refund (re_…) the event is about. */
+  subjectId: string;
+  /** The charge or refund JSON object, as the API shows it. */
+  data: Record<string, unknown>;
+}
+
+/** The columns of a new outbox event (its delivery state starts at the table's defaults). */
+export interface EventColumns {
+  id: string;
+  merchant_id: string;
+  type: EventType;
+  subject_id: string;
+  data: Record<string, unknown>;
+}
+
+/** A new event's columns, for insertEvent or a statement that writes it with others. */
+export function eventColumns(event: NewEvent): EventColumns {
+  return {
+    id: newId('evt'),
+    merchant_id: event.merchantId,
+    type: event.type,
+    subject_id: event.subjectId,
+    data: event.data,
+  };
+}
+
 /**
  * Writes an event to the outbox; call it inside the transaction of the change it describes,
  * after taking the row lock of the charge (that lock is what orders one charge's events).
  * Returns the event id (evt_…).
  */
-export async function insertEvent(
-  db: Queryable,
-  event: {
-    merchantId: string;
-    type: EventType;
-    /** The charge (ch_…) or refund (re_…) the event is about. */
-    subjectId: string;
-    /** The charge or refund JSON object, as the API shows it. */
-    data: Record<string, unknown>;
-  },
-): Promise<string> {
-  const id = newId('evt');
+export async function insertEvent(db: Queryable, event: NewEvent): Promise<string> {
+  const e = eventColumns(event);
   await db.query(
     `INSERT INTO events (id, merchant_id, type, subject_id, data, next_attempt_at)
      VALUES ($1, $2, $3, $4, $5, now())`,
-    [id, event.merchantId, event.type, event.subjectId, JSON.stringify(event.data)],
+    [e.id, e.merchant_id, e.type, e.subject_id, JSON.stringify(e.data)],
   );
-  return id;
+  return e.id;
 }
 
 export async function findMerchantEvent(

@@ -95,15 +95,6 @@ export function requestFingerprint(method: string, path: string, body: unknown):
     .digest('hex');
 }
 
-export interface RunOptions {
-  /**
-   * Runs once it is known that this request will execute (not a replay, not in progress), before
-   * any write; a throw leaves the key free. Used for checks that must not count replays, such as
-   * the subscriber's charge velocity.
-   */
-  beforeExecute?: () => Promise<unknown>;
-}
-
 export interface IdempotencyService {
   /**
    * Runs `execute` at most once per (owner, key): its writes and the stored outcome commit together.
@@ -113,9 +104,47 @@ export interface IdempotencyService {
   run(
     req: IdempotentRequest,
     execute: (tx: PoolClient) => Promise<Outcome>,
-    options?: RunOptions,
   ): Promise<StoredOutcome>;
   reaper(): Worker;
+}
+
+/** The answer to a request whose key already has a stored outcome: a replay, or 422 when it differs. */
+export function replayOf(req: IdempotentRequest, stored: repo.StoredResponse): StoredOutcome {
+  if (stored.fingerprint !== req.fingerprint) {
+    throw new AppError(
+      'idempotency_key_reused',
+      'This Idempotency-Key was used with a different request.',
+      {
+        param: 'Idempotency-Key',
+      },
+    );
+  }
+  return {
+    status: stored.response_status,
+    contentType: stored.content_type,
+    body: stored.response_body,
+    replayed: true,
+  };
+}
+
+/** The 409 for a request whose key another request is executing right now. */
+export function inProgressError(): AppError {
+  return new AppError(
+    'idempotency_request_in_progress',
+    'A request with this Idempotency-Key is still running.',
+    {
+      headers: { 'Retry-After': '1' },
+    },
+  );
+}
+
+/** An outcome as it is stored and answered: the body serialized once. */
+export function storedForm(outcome: Outcome): Omit<StoredOutcome, 'replayed'> {
+  return {
+    status: outcome.status,
+    contentType: outcome.contentType ?? 'application/json',
+    body: JSON.stringify(outcome.body),
+  };
 }
 
 export function createIdempotencyService(deps: {
@@ -127,37 +156,11 @@ export function createIdempotencyService(deps: {
   async function attempt(
     req: IdempotentRequest,
     execute: (tx: PoolClient) => Promise<Outcome>,
-    options: RunOptions,
   ): Promise<StoredOutcome> {
     return withTransaction(pool, async (tx) => {
       const { locked, stored } = await repo.lockAndFind(tx, req.ownerId, req.key);
-      if (stored) {
-        if (stored.fingerprint !== req.fingerprint) {
-          throw new AppError(
-            'idempotency_key_reused',
-            'This Idempotency-Key was used with a different request.',
-            {
-              param: 'Idempotency-Key',
-            },
-          );
-        }
-        return {
-          status: stored.response_status,
-          contentType: stored.content_type,
-          body: stored.response_body,
-          replayed: true,
-        };
-      }
-      if (!locked) {
-        throw new AppError(
-          'idempotency_request_in_progress',
-          'A request with this Idempotency-Key is still running.',
-          {
-            headers: { 'Retry-After': '1' },
-          },
-        );
-      }
-      if (options.beforeExecute) await options.beforeExecute();
+      if (stored) return replayOf(req, stored);
+      if (!locked) throw inProgressError();
       await tx.query('SAVEPOINT idempotent_work');
       let outcome: Outcome;
       try {
@@ -171,20 +174,19 @@ export function createIdempotencyService(deps: {
           contentType: 'application/problem+json',
         };
       }
-      const body = JSON.stringify(outcome.body);
-      const contentType = outcome.contentType ?? 'application/json';
-      await repo.insertOutcome(tx, { ...req, status: outcome.status, contentType, body });
-      return { status: outcome.status, contentType, body, replayed: false };
+      const answer = storedForm(outcome);
+      await repo.insertOutcome(tx, { ...req, ...answer });
+      return { ...answer, replayed: false };
     });
   }
 
   return {
-    async run(req, execute, options = {}) {
+    async run(req, execute) {
       try {
-        return await attempt(req, execute, options);
+        return await attempt(req, execute);
       } catch (err) {
         // A duplicate committed between our read and our insert: answer with what it stored.
-        if (pgCode(err) === '23505') return attempt(req, execute, options);
+        if (pgCode(err) === '23505') return attempt(req, execute);
         throw err;
       }
     },

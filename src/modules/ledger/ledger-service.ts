@@ -9,6 +9,7 @@ import {
   HOT_KINDS,
   type AccountKind,
   type AccountRef,
+  type DebitJournal,
   type JournalInput,
   type Leg,
 } from './ledger-types.js';
@@ -70,6 +71,26 @@ export function assertBalanced(legs: Leg[]): void {
   if (legs.length < 2 || sum !== 0n || legs.some((l) => l.amount === 0n)) {
     throw new AppError('internal_error', 'Refusing to post an unbalanced journal transaction.');
   }
+}
+
+/** Checks the shape of a DebitJournal and gives it its id; throws on any other shape. */
+export function prepareDebitJournal(journal: Omit<JournalInput, 'id'>): DebitJournal {
+  const legs = dropZeroLegs(journal.legs);
+  assertBalanced(legs);
+  const rowLegs = legs.filter((l) => !l.account.hot);
+  const debit = rowLegs[0];
+  if (rowLegs.length !== 1 || !debit || debit.amount >= 0n) {
+    throw new AppError(
+      'internal_error',
+      'A debit journal moves exactly one row-balance account down.',
+    );
+  }
+  return {
+    ...journal,
+    id: newId('txn'),
+    legs,
+    debit: { accountId: debit.account.id, amount: -debit.amount },
+  };
 }
 
 function dropZeroLegs(legs: Leg[]): Leg[] {

@@ -31,6 +31,16 @@ export interface JournalInput {
   legs: Leg[];
 }
 
+/**
+ * A journal transaction whose only row-balance leg is a decrease: the debit is applied with its
+ * floor check and the transaction posted in one statement (the one-step charge, see
+ * charges-repo executeOneStepCharge), where LedgerService.post takes one statement per row leg
+ * and another for the journal. Made by prepareDebitJournal.
+ */
+export interface DebitJournal extends JournalInput {
+  debit: { accountId: string; amount: bigint };
+}
+
 export interface AccountBalance {
   id: string;
   kind: AccountKind;

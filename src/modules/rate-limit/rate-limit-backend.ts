@@ -20,6 +20,8 @@ export interface LimiterEvaluation {
   cost?: number;
   /** false: look only (the auth-failure brake's check). */
   record?: boolean;
+  /** See GcraRequest.onceKey. */
+  onceKey?: string;
 }
 
 /** Evaluates a bucket in Redis, or in process when Redis is absent or failing. */
@@ -136,6 +138,7 @@ export function createLimiterBackendRouter(deps: {
         burst: evaluation.policy.burst,
         cost: evaluation.cost ?? 1,
         record: evaluation.record ?? true,
+        onceKey: evaluation.onceKey,
       };
       if (request.cost < 0 || request.cost > request.burst) {
         throw new RangeError(`cost ${request.cost} is outside 0..${request.burst}`);

@@ -14,6 +14,9 @@ import type { GcraRequest, GcraResult } from './rate-limit-types.js';
  *   ARGV[3]  cost: units this request takes (0 ≤ cost ≤ burst)
  *   ARGV[4]  "1" records the request when allowed; "0" only looks
  *   ARGV[5]  the current time in microseconds, or "" for Redis TIME (tests pin the clock with it)
+ *   KEYS[2]  optional, same hash tag: marks what was counted (GcraRequest.onceKey); while it
+ *            exists the request is allowed without taking units, and it is set, for as long as
+ *            the bucket takes to fill, whenever a recorded request takes them
  *   returns  {allowed 1|0, remaining units, retry-after µs, µs until the bucket is full}
  */
 export const GCRA_LUA = `
@@ -31,6 +34,9 @@ local tat = tonumber(redis.call('GET', KEYS[1]))
 if not tat or tat < now then
   tat = now
 end
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return {1, math.floor((tolerance - (tat - now)) / interval), 0, tat - now}
+end
 local new_tat = tat + interval * cost
 local allow_at = new_tat - tolerance
 if allow_at > now then
@@ -39,6 +45,9 @@ if allow_at > now then
 end
 if record and cost > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+  if KEYS[2] then
+    redis.call('SET', KEYS[2], '1', 'PX', math.ceil(tolerance / 1000))
+  end
 else
   new_tat = tat
 end
@@ -47,13 +56,10 @@ return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, new_tat - no
 
 const COMMAND = 'dcbRateLimitGcra';
 
+/** The script with its keys counted in the first argument: one, or two with the onceKey marker. */
 type GcraCommand = (
-  key: string,
-  emissionIntervalUs: number,
-  burst: number,
-  cost: number,
-  record: string,
-  nowUs: string,
+  keyCount: number,
+  ...keysThenArgs: (string | number)[]
 ) => Promise<[number, number, number, number]>;
 
 export interface RedisGcra {
@@ -62,12 +68,14 @@ export interface RedisGcra {
 
 /** Registers the script on the client (EVALSHA, falling back to EVAL once per server). */
 export function createRedisGcra(redis: Redis): RedisGcra {
-  redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: GCRA_LUA });
+  redis.defineCommand(COMMAND, { lua: GCRA_LUA });
   const command = (redis as unknown as Record<typeof COMMAND, GcraCommand>)[COMMAND].bind(redis);
   return {
     async evaluate(request) {
+      const keys = request.onceKey === undefined ? [request.key] : [request.key, request.onceKey];
       const [allowed, remaining, retryAfterUs, resetUs] = await command(
-        request.key,
+        keys.length,
+        ...keys,
         request.emissionIntervalUs,
         request.burst,
         request.cost,

@@ -65,15 +65,17 @@ export function perKeyRateLimit(rateLimits: RateLimitService): RequestHandler {
 /**
  * Charge velocity per subscriber, shared by all merchants: throws 429 `rate_limited` when the
  * MSISDN has had too many charge attempts. Call it once per charge attempt, after idempotent
- * replays are answered, so a replay costs nothing. Allowed attempts add no headers: the remaining
+ * replays are answered, so a replay costs nothing; with `attempt` (the idempotency owner and key)
+ * a duplicate of an attempt still running is not counted twice. Allowed attempts add no headers: the remaining
  * count would tell one merchant how often others charged the subscriber.
  */
 export async function enforceChargeVelocity(
   rateLimits: RateLimitService,
   res: Response,
   msisdn: string,
+  attempt?: { ownerId: string; key: string },
 ): Promise<RateLimitDecision> {
-  const decision = await rateLimits.chargeVelocity(msisdn);
+  const decision = await rateLimits.chargeVelocity(msisdn, attempt);
   if (!decision.allowed) {
     throw rateLimitedError(
       decision,

@@ -12,8 +12,15 @@ import type { RateLimitDecision } from './rate-limit-types.js';
 export interface RateLimitService {
   /** Takes one request from an API key's budget; the policy is its owner's. */
   perKey(caller: { keyId: string; ownerId: string }): Promise<RateLimitDecision>;
-  /** Takes one charge attempt from a subscriber's budget, shared by every merchant. */
-  chargeVelocity(msisdn: string): Promise<RateLimitDecision>;
+  /**
+   * Takes one charge attempt from a subscriber's budget, shared by every merchant. An `attempt`
+   * (the request's idempotency owner and key) is counted once: presented again while the budget
+   * remembers it, it is allowed without taking another unit.
+   */
+  chargeVelocity(
+    msisdn: string,
+    attempt?: { ownerId: string; key: string },
+  ): Promise<RateLimitDecision>;
   /**
    * Whether a client address may still try a key. Undefined (and no Redis round trip) when this
    * instance has seen no recent failure from it; otherwise the shared budget is consulted.
@@ -80,13 +87,21 @@ export function createRateLimitService(deps: {
       });
     },
 
-    chargeVelocity(msisdn) {
-      // Hashed so subscriber numbers never appear in Redis.
+    chargeVelocity(msisdn, attempt) {
+      // Hashed so subscriber numbers (and merchants' keys) never appear in Redis.
       const id = createHash('sha256').update(msisdn).digest('hex').slice(0, 32);
+      const attemptId =
+        attempt &&
+        createHash('sha256')
+          .update(`${attempt.ownerId}\x1f${attempt.key}`)
+          .digest('hex')
+          .slice(0, 32);
       return backend.evaluate({
         limiter: 'msisdn',
         policy: policies.msisdn,
         key: bucket('msisdn', id),
+        // The same hash tag as the bucket, so both keys live in one cluster slot.
+        onceKey: attemptId && `${prefix}:{msisdn:${id}}:attempt:${attemptId}`,
       });
     },
 

@@ -26,6 +26,12 @@ export interface GcraRequest {
   record: boolean;
   /** Overrides the clock (microseconds); only tests pass it. */
   nowUs?: number;
+  /**
+   * Names what is being counted, when one thing may be presented more than once (a charge
+   * attempt retried under its idempotency key): once it has taken its units, it is allowed
+   * again without taking more until the bucket could be full again.
+   */
+  onceKey?: string;
 }
 
 /** What the GCRA says, in the same shape from Redis and from the in-process limiter. */

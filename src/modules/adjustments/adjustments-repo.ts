@@ -1,0 +1,183 @@
+import type { Queryable } from '../../db/pool.js';
+import type { AccountRef } from '../ledger/ledger-types.js';
+import {
+  SUSPENSE_KIND,
+  type AdjustableKind,
+  type AdjustmentDirection,
+  type AdjustmentRow,
+  type AdjustmentStatus,
+} from './adjustments-types.js';
+
+/**
+ * The suspense account of one currency, created on first use. A row-balance account (not hot):
+ * corrections are rare, and each one locks it only for its own short transaction.
+ */
+export async function ensureSuspenseAccount(
+  db: Queryable,
+  a: { id: string; ownerId: string; currency: string },
+): Promise<AccountRef> {
+  const lookup =
+    'SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3';
+  const { rows } = await db.query<{ id: string }>(
+    `WITH ins AS (
+       INSERT INTO ledger_accounts (id, kind, owner_id, currency, hot, floor)
+       VALUES ($4, $1, $2, $3, false, NULL)
+       ON CONFLICT (kind, owner_id, currency) DO NOTHING
+       RETURNING id)
+     SELECT id FROM ins UNION ALL ${lookup} LIMIT 1`,
+    [SUSPENSE_KIND, a.ownerId, a.currency, a.id],
+  );
+  // Empty when a concurrent insert committed after this statement's snapshot: read it now.
+  const id =
+    rows[0]?.id ??
+    (await db.query<{ id: string }>(lookup, [SUSPENSE_KIND, a.ownerId, a.currency])).rows[0]!.id;
+  return { id, hot: false };
+}
+
+export async function accountIsHot(db: Queryable, accountId: string): Promise<boolean> {
+  const { rows } = await db.query<{ hot: boolean }>(
+    'SELECT hot FROM ledger_accounts WHERE id = $1',
+    [accountId],
+  );
+  return rows[0]!.hot;
+}
+
+/** Available balance and floor of a row-balance account, as minor-unit strings (floor may be null). */
+export async function accountHeadroom(
+  db: Queryable,
+  accountId: string,
+): Promise<{ available: string; floor: string | null }> {
+  const { rows } = await db.query<{ available: string; floor: string | null }>(
+    'SELECT (posted - pending)::text AS available, floor::text AS floor FROM ledger_accounts WHERE id = $1',
+    [accountId],
+  );
+  return rows[0]!;
+}
+
+export async function merchantExists(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM merchants WHERE id = $1', [id]);
+  return (rowCount ?? 0) > 0;
+}
+
+export async function findCarrierCurrency(db: Queryable, id: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ currency: string }>(
+    'SELECT currency FROM carriers WHERE id = $1',
+    [id],
+  );
+  return rows[0]?.currency;
+}
+
+export async function findSubscriberAccount(
+  db: Queryable,
+  carrierId: string,
+  msisdn: string,
+): Promise<{ account_id: string; currency: string } | undefined> {
+  const { rows } = await db.query<{ account_id: string; currency: string }>(
+    `SELECT s.account_id, a.currency
+       FROM subscribers s JOIN ledger_accounts a ON a.id = s.account_id
+      WHERE s.carrier_id = $1 AND s.msisdn = $2`,
+    [carrierId, msisdn],
+  );
+  return rows[0];
+}
+
+export async function insertAdjustment(
+  db: Queryable,
+  a: {
+    id: string;
+    accountId: string;
+    kind: AdjustableKind;
+    ownerId: string;
+    msisdn: string | null;
+    currency: string;
+    amount: bigint;
+    direction: AdjustmentDirection;
+    reason: string;
+    createdByKeyId: string;
+  },
+): Promise<AdjustmentRow> {
+  const { rows } = await db.query<AdjustmentRow>(
+    `INSERT INTO adjustments (id, account_id, account_kind, owner_id, msisdn, currency, amount,
+                              direction, reason, status, created_by_key_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending_approval', $10)
+     RETURNING *`,
+    [
+      a.id,
+      a.accountId,
+      a.kind,
+      a.ownerId,
+      a.msisdn,
+      a.currency,
+      a.amount.toString(),
+      a.direction,
+      a.reason,
+      a.createdByKeyId,
+    ],
+  );
+  return rows[0]!;
+}
+
+export async function findAdjustment(
+  db: Queryable,
+  id: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<AdjustmentRow | undefined> {
+  const { rows } = await db.query<AdjustmentRow>(
+    `SELECT * FROM adjustments WHERE id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function decideAdjustment(
+  db: Queryable,
+  id: string,
+  decision: {
+    status: Exclude<AdjustmentStatus, 'pending_approval'>;
+    keyId: string;
+    reason?: string;
+  },
+): Promise<AdjustmentRow> {
+  const { rows } = await db.query<AdjustmentRow>(
+    `UPDATE adjustments
+        SET status = $2, decided_by_key_id = $3, rejection_reason = $4, decided_at = now()
+      WHERE id = $1 AND status = 'pending_approval'
+      RETURNING *`,
+    [id, decision.status, decision.keyId, decision.reason ?? null],
+  );
+  return rows[0]!;
+}
+
+/** Newest first; fetches limit + 1 rows so the caller can tell has_more. */
+export async function listAdjustments(
+  db: Queryable,
+  f: { status?: AdjustmentStatus; limit: number; startingAfter?: string },
+): Promise<AdjustmentRow[]> {
+  const { rows } = await db.query<AdjustmentRow>(
+    `SELECT * FROM adjustments
+      WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR id < $2)
+      ORDER BY id DESC LIMIT $3`,
+    [f.status ?? null, f.startingAfter ?? null, f.limit + 1],
+  );
+  return rows;
+}
+
+/**
+ * True when one of two API keys was created, directly or through a chain of keys, by the other.
+ * Keys are the only identity of an admin, so a key minted by a key is treated as the same person.
+ */
+export async function keysShareLineage(db: Queryable, a: string, b: string): Promise<boolean> {
+  const { rows } = await db.query<{ related: boolean }>(
+    `WITH RECURSIVE ancestry (root, id, created_by, depth) AS (
+       SELECT id, id, created_by, 0 FROM api_keys WHERE id IN ($1, $2)
+       UNION ALL
+       SELECT a.root, k.id, k.created_by, a.depth + 1
+         FROM ancestry a JOIN api_keys k ON k.id = a.created_by
+        WHERE a.depth < 64)
+     SELECT EXISTS (
+       SELECT 1 FROM ancestry
+        WHERE depth > 0 AND ((root = $1 AND id = $2) OR (root = $2 AND id = $1))) AS related`,
+    [a, b],
+  );
+  return rows[0]?.related === true;
+}

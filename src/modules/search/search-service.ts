@@ -1,0 +1,79 @@
+import type { Pool } from '../../db/pool.js';
+import { AppError } from '../../errors.js';
+import { assertRfc3339 } from '../audit/audit-service.js';
+import { currencyExponent, parseNonNegativeAmount } from '../money/money.js';
+import * as repo from './search-repo.js';
+import {
+  toAdminChargeView,
+  type AdminChargeFilter,
+  type AdminChargeQuery,
+  type AdminChargeView,
+  type ChargePosition,
+} from './search-types.js';
+
+export interface SearchService {
+  /** Every tenant's charges matching all the given filters, newest first, a page at a time. */
+  searchCharges(
+    query: AdminChargeQuery,
+    page: { limit: number; startingAfter?: string },
+  ): Promise<{ rows: AdminChargeView[]; hasMore: boolean }>;
+}
+
+/**
+ * Amount bounds are amounts of money, so they need their currency: "1000" is a thousand dong or
+ * ten dollars. Asking for it (rather than comparing minor units across currencies) keeps a
+ * search from mixing them; the currency also becomes a filter.
+ */
+function toFilter(q: AdminChargeQuery): AdminChargeFilter {
+  assertRfc3339(q.createdGte, 'created_gte');
+  assertRfc3339(q.createdLt, 'created_lt');
+  const hasBound = q.amountGte !== undefined || q.amountLte !== undefined;
+  if (hasBound && q.currency === undefined) {
+    throw new AppError(
+      'validation_failed',
+      'amount_gte and amount_lte are amounts in a currency: pass currency as well.',
+      { param: 'currency' },
+    );
+  }
+  const { currency } = q;
+  if (currency !== undefined) currencyExponent(currency);
+  const bound = (value: string | undefined, param: string) =>
+    value === undefined || currency === undefined
+      ? undefined
+      : parseNonNegativeAmount(value, currency, param);
+  return {
+    merchantId: q.merchantId,
+    carrierId: q.carrierId,
+    msisdn: q.msisdn,
+    status: q.status,
+    currency,
+    amountGte: bound(q.amountGte, 'amount_gte'),
+    amountLte: bound(q.amountLte, 'amount_lte'),
+    createdGte: q.createdGte,
+    createdLt: q.createdLt,
+  };
+}
+
+export function createSearchService(deps: { pool: Pool }): SearchService {
+  const { pool } = deps;
+
+  return {
+    async searchCharges(query, page) {
+      const filter = toFilter(query);
+      let after: ChargePosition | undefined;
+      if (page.startingAfter !== undefined) {
+        after = await repo.findChargePosition(pool, page.startingAfter);
+        if (!after) {
+          throw new AppError('invalid_cursor', `No charge ${page.startingAfter}.`, {
+            param: 'starting_after',
+          });
+        }
+      }
+      const rows = await repo.searchCharges(pool, filter, { limit: page.limit, after });
+      return {
+        rows: rows.slice(0, page.limit).map(toAdminChargeView),
+        hasMore: rows.length > page.limit,
+      };
+    },
+  };
+}
