@@ -1,38 +1,10 @@
 import type { Queryable } from '../../db/pool.js';
-import type { AccountRef } from '../ledger/ledger-types.js';
 import {
-  SUSPENSE_KIND,
   type AdjustableKind,
   type AdjustmentDirection,
   type AdjustmentRow,
   type AdjustmentStatus,
 } from './adjustments-types.js';
-
-/**
- * The suspense account of one currency, created on first use. A row-balance account (not hot):
- * corrections are rare, and each one locks it only for its own short transaction.
- */
-export async function ensureSuspenseAccount(
-  db: Queryable,
-  a: { id: string; ownerId: string; currency: string },
-): Promise<AccountRef> {
-  const lookup =
-    'SELECT id FROM ledger_accounts WHERE kind = $1 AND owner_id = $2 AND currency = $3';
-  const { rows } = await db.query<{ id: string }>(
-    `WITH ins AS (
-       INSERT INTO ledger_accounts (id, kind, owner_id, currency, hot, floor)
-       VALUES ($4, $1, $2, $3, false, NULL)
-       ON CONFLICT (kind, owner_id, currency) DO NOTHING
-       RETURNING id)
-     SELECT id FROM ins UNION ALL ${lookup} LIMIT 1`,
-    [SUSPENSE_KIND, a.ownerId, a.currency, a.id],
-  );
-  // Empty when a concurrent insert committed after this statement's snapshot: read it now.
-  const id =
-    rows[0]?.id ??
-    (await db.query<{ id: string }>(lookup, [SUSPENSE_KIND, a.ownerId, a.currency])).rows[0]!.id;
-  return { id, hot: false };
-}
 
 export async function accountIsHot(db: Queryable, accountId: string): Promise<boolean> {
   const { rows } = await db.query<{ hot: boolean }>(

@@ -262,11 +262,7 @@ export function createAdjustmentsService(deps: {
           );
         }
         // Opened in this transaction, so a refused approval leaves no trace of it.
-        const suspense = await repo.ensureSuspenseAccount(tx, {
-          id: newId('acc'),
-          ownerId: GATEWAY_OWNER,
-          currency: row.currency,
-        });
+        const suspense = await ledger.openSuspenseAccount(tx, row.currency);
         const amount = BigInt(row.amount);
         const signed = row.direction === 'credit' ? amount : -amount;
         const target = { id: row.account_id, hot: await repo.accountIsHot(tx, row.account_id) };

@@ -12,9 +12,6 @@ export const ADJUSTABLE_KINDS = [
 ] as const;
 export type AdjustableKind = (typeof ADJUSTABLE_KINDS)[number];
 
-/** The ledger kind of the suspense account that takes the counter-leg of every correction. */
-export const SUSPENSE_KIND = 'adjustments';
-
 export type AdjustmentStatus = 'pending_approval' | 'posted' | 'rejected';
 export type AdjustmentDirection = 'credit' | 'debit';
 

@@ -38,6 +38,11 @@ export interface LedgerService {
     floor: bigint,
   ): Promise<AccountRef>;
   /**
+   * The suspense account of a currency (counter-leg of manual adjustments), opened in the caller's
+   * transaction so that a refused correction leaves no trace of it. A row-balance account.
+   */
+  openSuspenseAccount(db: Queryable, currency: string): Promise<AccountRef>;
+  /**
    * Posts a balanced journal transaction. Legs on row-balance accounts move first and respect their
    * floor; returns false (and writes nothing) when a decrease would break a floor.
    */
@@ -146,6 +151,18 @@ export function createLedgerService(deps: { pool: Pool }): LedgerService {
         currency,
         hot: false,
         floor,
+      });
+      return { id, hot: false };
+    },
+
+    async openSuspenseAccount(db, currency) {
+      const id = await repo.ensureAccount(db, {
+        id: newId('acc'),
+        kind: 'adjustments',
+        ownerId: GATEWAY_OWNER,
+        currency,
+        hot: false,
+        floor: null,
       });
       return { id, hot: false };
     },

@@ -1,5 +1,11 @@
 export type AccountKind =
-  'subscriber' | 'merchant_payable' | 'carrier_share' | 'gateway_fees' | 'carrier_funding';
+  | 'subscriber'
+  | 'merchant_payable'
+  | 'carrier_share'
+  | 'gateway_fees'
+  | 'carrier_funding'
+  /** Suspense: the counter-leg of manual adjustments, one per currency. */
+  | 'adjustments';
 export type JournalKind = 'topup' | 'capture' | 'refund' | 'adjustment' | 'settlement';
 
 /** Accounts credited by every charge: written append-only and rolled up in batches. */
