@@ -4,6 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Container } from './container.js';
 import { AppError } from './errors.js';
 import { authenticate, roleGate } from './http/auth.js';
+import { limitJsonDepth } from './http/body-depth.js';
 import { healthRoutes } from './http/health-routes.js';
 import { errorHandler } from './http/problem.js';
 import { requestId } from './http/request-id.js';
@@ -26,6 +27,8 @@ import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
 import { OPENAPI_PATH } from './paths.js';
 
 export const JSON_BODY_LIMIT = '64kb';
+/** Deeper than any body of the contract (metadata and limits are two or three levels). */
+export const MAX_JSON_DEPTH = 16;
 
 /** Builds the HTTP app from its dependencies. Performs no I/O until a request arrives. */
 export function buildApp(c: Container, options: { validateResponses?: boolean } = {}): Express {
@@ -57,6 +60,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(
     express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
   );
+  app.use(limitJsonDepth(MAX_JSON_DEPTH));
   app.use('/v1', authenticate(c.apiKeys, c.authBrake));
   app.use('/v1', perKeyRateLimit(c.rateLimits));
   app.use('/v1', roleGate());

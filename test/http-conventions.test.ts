@@ -85,6 +85,17 @@ describe('HTTP conventions', () => {
     );
   });
 
+  it('400 for a JSON body nested too deeply, even on a route that takes no body', async () => {
+    for (const path of ['/v1/admin/merchants', '/v1/admin/carriers/car_x/suspend']) {
+      const res = await h.http
+        .post(path)
+        .set(bearer(admin))
+        .set('Content-Type', 'application/json')
+        .send('['.repeat(5000) + ']'.repeat(5000));
+      expectProblem(res, 400, 'validation_failed');
+    }
+  });
+
   it('413 payload_too_large for a body over 64 KiB', async () => {
     const res = await h.http
       .post('/v1/admin/merchants')
