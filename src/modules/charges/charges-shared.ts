@@ -59,6 +59,19 @@ export function captureLegs(
 }
 
 /** A business outcome answered as problem+json (stored and replayed like any other). */
+/** The legs of a refund: a capture's legs reversed, for the refunded amount and its share of the split. */
+export function refundLegs(
+  subscriberAccount: string,
+  parties: { merchant: Leg['account']; carrier: Leg['account']; fees: Leg['account'] },
+  amount: bigint,
+  parts: RevenueSplit,
+): Leg[] {
+  return captureLegs(subscriberAccount, parties, amount, parts).map((leg) => ({
+    ...leg,
+    amount: -leg.amount,
+  }));
+}
+
 export function problemOutcome(err: AppError, requestId: string): Outcome {
   return {
     status: err.status,

@@ -4,6 +4,7 @@ import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import * as chargesRepo from '../charges/charges-repo.js';
+import { chargeParties, refundLegs } from '../charges/charges-shared.js';
 import { chargeSplit } from '../charges/charges-types.js';
 import { insertEvent } from '../events/events-repo.js';
 import type {
@@ -11,7 +12,7 @@ import type {
   IdempotentRequest,
   StoredOutcome,
 } from '../idempotency/idempotency-service.js';
-import { GATEWAY_OWNER, type LedgerService } from '../ledger/ledger-service.js';
+import type { LedgerService } from '../ledger/ledger-service.js';
 import { formatAmount, parseAmount, refundSplit } from '../money/money.js';
 import * as repo from './refunds-repo.js';
 
@@ -111,26 +112,22 @@ export function createRefundsService(deps: {
           },
           amount,
         );
-        const [merchant, carrier, fees] = await Promise.all([
-          ledger.partyAccount('merchant_payable', charge.merchant_id, charge.currency),
-          ledger.partyAccount('carrier_share', charge.carrier_id, charge.currency),
-          ledger.partyAccount('gateway_fees', GATEWAY_OWNER, charge.currency),
-        ]);
-        const { rows } = await tx.query<{ account_id: string }>(
-          'SELECT account_id FROM subscribers WHERE id = $1',
-          [charge.subscriber_id],
+        const parties = await chargeParties(
+          ledger,
+          charge.merchant_id,
+          charge.carrier_id,
+          charge.currency,
+        );
+        const { account_id: subscriberAccount } = await chargesRepo.findChargeSubscriber(
+          tx,
+          charge.subscriber_id,
         );
         const id = newId('re');
         await ledger.post(tx, {
           kind: 'refund',
           referenceId: id,
           currency: charge.currency,
-          legs: [
-            { account: { id: rows[0]!.account_id, hot: false }, amount },
-            { account: carrier, amount: -parts.carrierShare },
-            { account: fees, amount: -parts.gatewayFee },
-            { account: merchant, amount: -parts.merchantNet },
-          ],
+          legs: refundLegs(subscriberAccount, parties, amount, parts),
         });
         const refund = await repo.insertRefund(tx, {
           id,
