@@ -63,3 +63,18 @@ export async function listApiKeys(
   );
   return rows;
 }
+
+/** Whether the merchant or carrier a key is for exists. */
+export async function ownerExists(
+  db: Queryable,
+  kind: 'merchant' | 'carrier',
+  id: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    kind === 'merchant'
+      ? 'SELECT 1 FROM merchants WHERE id = $1'
+      : 'SELECT 1 FROM carriers WHERE id = $1',
+    [id],
+  );
+  return rowCount === 1;
+}

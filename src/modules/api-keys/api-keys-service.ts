@@ -95,9 +95,13 @@ export function createApiKeysService(deps: {
       });
     }
     if (needsOwner) {
-      const table = input.role === 'merchant' ? 'merchants' : 'carriers';
-      const { rowCount } = await db.query(`SELECT 1 FROM ${table} WHERE id = $1`, [input.owner_id]);
-      if (!rowCount) {
+      if (
+        !(await repo.ownerExists(
+          db,
+          input.role === 'merchant' ? 'merchant' : 'carrier',
+          input.owner_id!,
+        ))
+      ) {
         throw new AppError('validation_failed', `No ${input.role} with id ${input.owner_id}.`, {
           param: 'owner_id',
         });
