@@ -57,11 +57,11 @@ export function adjustmentsRoutes(deps: { adjustments: AdjustmentsService }): Ro
   );
 
   router.get('/v1/admin/adjustments', read, async (req, res) => {
-    const { rows, hasMore } = await adjustments.listAdjustments({
+    const page = await adjustments.listAdjustments({
       ...pageRequest(req),
       status: queryString(req, 'status') as AdjustmentStatus | undefined,
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
 
   router.get('/v1/admin/adjustments/:id', read, async (req, res) => {

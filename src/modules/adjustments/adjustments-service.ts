@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool, Queryable } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
@@ -43,7 +44,7 @@ export interface AdjustmentsService {
     status?: AdjustmentStatus;
     limit: number;
     startingAfter?: string;
-  }): Promise<{ rows: AdjustmentView[]; hasMore: boolean }>;
+  }): Promise<Page<AdjustmentView>>;
 }
 
 interface ResolvedAccount {
@@ -325,10 +326,7 @@ export function createAdjustmentsService(deps: {
         }
       }
       const rows = await repo.listAdjustments(pool, filter);
-      return {
-        rows: rows.slice(0, filter.limit).map(toAdjustmentView),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, toAdjustmentView);
     },
   };
 }

@@ -13,12 +13,12 @@ export function apiKeysRoutes(deps: { apiKeys: ApiKeysService }): Router {
     res.status(201).json(await apiKeys.createKey(actorOf(req), body));
   });
   router.get('/v1/admin/api-keys', requireRole('admin', 'auditor'), async (req, res) => {
-    const { rows, hasMore } = await apiKeys.listKeys({
+    const page = await apiKeys.listKeys({
       ...pageRequest(req),
       ownerId: queryString(req, 'owner_id'),
       role: queryString(req, 'role') as Role | undefined,
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/admin/api-keys/:id', requireRole('admin', 'auditor'), async (req, res) => {
     res.json(await apiKeys.getKey(req.params.id as string));

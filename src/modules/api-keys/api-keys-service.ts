@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Pool, Queryable } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
@@ -44,7 +45,7 @@ export interface ApiKeysService {
     role?: Role;
     limit: number;
     startingAfter?: string;
-  }): Promise<{ rows: ApiKeyView[]; hasMore: boolean }>;
+  }): Promise<Page<ApiKeyView>>;
   /**
    * Resolves a presented bearer key to its caller, or undefined when unknown or revoked. A key
    * revoked through another instance may still resolve here for up to API_KEY_CACHE_MS.
@@ -154,10 +155,7 @@ export function createApiKeysService(deps: {
 
     async listKeys(filter) {
       const rows = await repo.listApiKeys(pool, filter);
-      return {
-        rows: rows.slice(0, filter.limit).map(toApiKeyView),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, toApiKeyView);
     },
 
     async authenticate(presented) {

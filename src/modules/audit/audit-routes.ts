@@ -9,7 +9,7 @@ export function auditRoutes(deps: { audit: AuditService }): Router {
   const read = requireRole('admin', 'auditor');
 
   router.get('/v1/admin/audit-events', read, async (req, res) => {
-    const { rows, hasMore } = await audit.listEvents(
+    const page = await audit.listEvents(
       {
         actorId: queryString(req, 'actor_id'),
         action: queryString(req, 'action'),
@@ -20,7 +20,7 @@ export function auditRoutes(deps: { audit: AuditService }): Router {
       },
       pageRequest(req),
     );
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/admin/audit-events/verify', read, async (_req, res) => {
     res.json(await audit.verifyChain());

@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import { eventHash, GENESIS_HASH } from './audit-chain.js';
@@ -14,7 +15,7 @@ export interface AuditService {
   listEvents(
     filter: AuditEventFilter,
     page: { limit: number; startingAfter?: string },
-  ): Promise<{ rows: AuditEventView[]; hasMore: boolean }>;
+  ): Promise<Page<AuditEventView>>;
   /** Re-hashes the sealed chain in seq order, a page at a time, up to the head it starts from. */
   verifyChain(): Promise<ChainVerification>;
 }
@@ -66,10 +67,7 @@ export function createAuditService(deps: { pool: Pool; verifyPageSize?: number }
         }
       }
       const rows = await repo.listAuditEvents(pool, filter, { limit: page.limit, after });
-      return {
-        rows: rows.slice(0, page.limit).map(toAuditEventView),
-        hasMore: rows.length > page.limit,
-      };
+      return toPage(rows, page.limit, toAuditEventView);
     },
 
     async verifyChain() {

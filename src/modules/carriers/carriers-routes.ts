@@ -19,12 +19,11 @@ export function carriersRoutes(deps: { carriers: CarriersService }): Router {
       .json(await carriers.createCarrier(actorOf(req), req.body as CreateCarrierInput));
   });
   router.get('/v1/admin/carriers', read, async (req, res) => {
-    const page = pageRequest(req);
-    const { rows, hasMore } = await carriers.listCarriers({
-      ...page,
+    const page = await carriers.listCarriers({
+      ...pageRequest(req),
       status: queryString(req, 'status'),
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/admin/carriers/:id', read, async (req, res) => {
     res.json(await carriers.getCarrier(req.params.id as string));

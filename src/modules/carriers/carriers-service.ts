@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { pgCode } from '../../db/errors.js';
@@ -46,7 +47,7 @@ export interface CarriersService {
     status?: string;
     limit: number;
     startingAfter?: string;
-  }): Promise<{ rows: CarrierView[]; hasMore: boolean }>;
+  }): Promise<Page<CarrierView>>;
   updateCarrier(actor: Actor, id: string, input: UpdateCarrierInput): Promise<CarrierView>;
   setCarrierStatus(actor: Actor, id: string, status: 'active' | 'suspended'): Promise<CarrierView>;
 }
@@ -155,10 +156,7 @@ export function createCarriersService(deps: { pool: Pool }): CarriersService {
 
     async listCarriers(filter) {
       const rows = await repo.listCarriers(pool, filter);
-      return {
-        rows: rows.slice(0, filter.limit).map(toCarrierView),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, toCarrierView);
     },
 
     updateCarrier: (actor, id, input) =>

@@ -79,7 +79,7 @@ export function chargesRoutes(deps: {
   });
 
   router.get('/v1/charges', merchantOnly, async (req, res) => {
-    const { rows, hasMore } = await charges.listCharges({
+    const page = await charges.listCharges({
       ...pageRequest(req),
       merchantId: authOf(req).ownerId,
       status: queryString(req, 'status') as ChargeStatus | undefined,
@@ -87,7 +87,7 @@ export function chargesRoutes(deps: {
       createdGte: queryString(req, 'created_gte'),
       createdLt: queryString(req, 'created_lt'),
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   return router;
 }

@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
@@ -93,7 +94,7 @@ export interface ChargesService {
     idem: IdempotentRequest,
   ): Promise<StoredOutcome>;
   getCharge(merchantId: string | undefined, chargeId: string): Promise<ChargeView>;
-  listCharges(filter: repo.ChargeFilter): Promise<{ rows: ChargeView[]; hasMore: boolean }>;
+  listCharges(filter: repo.ChargeFilter): Promise<Page<ChargeView>>;
   /**
    * Cancels reservations past their time and pending consents past their code's expiry (database
    * time), releasing their holds; several instances may run it.
@@ -267,10 +268,7 @@ export function createChargesService(deps: {
 
     async listCharges(filter) {
       const rows = await repo.listCharges(pool, filter);
-      return {
-        rows: rows.slice(0, filter.limit).map(toChargeView),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, toChargeView);
     },
 
     expiryWorker: () => ({

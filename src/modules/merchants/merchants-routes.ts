@@ -15,12 +15,11 @@ export function merchantsRoutes(deps: { merchants: MerchantsService }): Router {
       .json(await merchants.createMerchant(actorOf(req), req.body as CreateMerchantInput));
   });
   router.get('/v1/admin/merchants', read, async (req, res) => {
-    const page = pageRequest(req);
-    const { rows, hasMore } = await merchants.listMerchants({
-      ...page,
+    const page = await merchants.listMerchants({
+      ...pageRequest(req),
       status: queryString(req, 'status'),
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/admin/merchants/:id', read, async (req, res) => {
     res.json(await merchants.getMerchant(req.params.id as string));

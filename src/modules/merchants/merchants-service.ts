@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
@@ -30,7 +31,7 @@ export interface MerchantsService {
     status?: string;
     limit: number;
     startingAfter?: string;
-  }): Promise<{ rows: MerchantView[]; hasMore: boolean }>;
+  }): Promise<Page<MerchantView>>;
   updateMerchant(actor: Actor, id: string, input: MerchantInput): Promise<MerchantView>;
   setMerchantStatus(
     actor: Actor,
@@ -100,10 +101,7 @@ export function createMerchantsService(deps: { pool: Pool; sandbox: boolean }): 
 
     async listMerchants(filter) {
       const rows = await repo.listMerchants(pool, filter);
-      return {
-        rows: rows.slice(0, filter.limit).map(toMerchantView),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, toMerchantView);
     },
 
     updateMerchant: (actor, id, input) =>

@@ -29,12 +29,12 @@ export function refundsRoutes(deps: { refunds: RefundsService }): Router {
   );
 
   router.get('/v1/charges/:id/refunds', merchantOnly, async (req, res) => {
-    const { rows, hasMore } = await refunds.listChargeRefunds(
+    const page = await refunds.listChargeRefunds(
       authOf(req).ownerId,
       req.params.id as string,
       pageRequest(req),
     );
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
 
   router.get('/v1/refunds/:id', merchantOnly, async (req, res) => {

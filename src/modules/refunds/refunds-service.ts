@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
@@ -60,7 +61,7 @@ export interface RefundsService {
     merchantId: string,
     chargeId: string,
     page: { limit: number; startingAfter?: string },
-  ): Promise<{ rows: RefundView[]; hasMore: boolean }>;
+  ): Promise<Page<RefundView>>;
 }
 
 export function createRefundsService(deps: {
@@ -170,10 +171,7 @@ export function createRefundsService(deps: {
       const charge = await chargesRepo.findCharge(pool, chargeId, { merchantId });
       if (!charge) throw new AppError('not_found', `No charge ${chargeId}.`);
       const rows = await repo.listChargeRefunds(pool, { chargeId, merchantId, ...page });
-      return {
-        rows: rows.slice(0, page.limit).map(toRefundView),
-        hasMore: rows.length > page.limit,
-      };
+      return toPage(rows, page.limit, toRefundView);
     },
   };
 }

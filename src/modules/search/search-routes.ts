@@ -9,7 +9,7 @@ export function searchRoutes(deps: { search: SearchService }): Router {
   const router = Router();
 
   router.get('/v1/admin/charges', requireRole('admin', 'auditor'), async (req, res) => {
-    const { rows, hasMore } = await search.searchCharges(
+    const page = await search.searchCharges(
       {
         merchantId: queryString(req, 'merchant_id'),
         carrierId: queryString(req, 'carrier_id'),
@@ -23,7 +23,7 @@ export function searchRoutes(deps: { search: SearchService }): Router {
       },
       pageRequest(req),
     );
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   return router;
 }

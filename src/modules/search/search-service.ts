@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import { assertRfc3339 } from '../audit/audit-service.js';
@@ -16,7 +17,7 @@ export interface SearchService {
   searchCharges(
     query: AdminChargeQuery,
     page: { limit: number; startingAfter?: string },
-  ): Promise<{ rows: AdminChargeView[]; hasMore: boolean }>;
+  ): Promise<Page<AdminChargeView>>;
 }
 
 /**
@@ -70,10 +71,7 @@ export function createSearchService(deps: { pool: Pool }): SearchService {
         }
       }
       const rows = await repo.searchCharges(pool, filter, { limit: page.limit, after });
-      return {
-        rows: rows.slice(0, page.limit).map(toAdminChargeView),
-        hasMore: rows.length > page.limit,
-      };
+      return toPage(rows, page.limit, toAdminChargeView);
     },
   };
 }

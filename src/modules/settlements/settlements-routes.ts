@@ -40,11 +40,11 @@ export function settlementsRoutes(deps: { settlements: SettlementsService }): Ro
   const write = requireRole('admin');
 
   router.get('/v1/carrier/settlements', carrier, async (req, res) => {
-    const { rows, hasMore } = await settlements.listStatements({
+    const page = await settlements.listStatements({
       ...listFilter(req),
       carrierId: authOf(req).ownerId,
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/carrier/settlements/:id', carrier, async (req, res) => {
     sendStatement(
@@ -55,11 +55,11 @@ export function settlementsRoutes(deps: { settlements: SettlementsService }): Ro
   });
 
   router.get('/v1/admin/settlements', read, async (req, res) => {
-    const { rows, hasMore } = await settlements.listStatements({
+    const page = await settlements.listStatements({
       ...listFilter(req),
       carrierId: queryString(req, 'carrier_id'),
     });
-    res.json({ data: rows, has_more: hasMore });
+    res.json(page);
   });
   router.get('/v1/admin/settlements/:id', read, async (req, res) => {
     sendStatement(req, res, await settlements.getStatement(req.params.id as string));

@@ -1,3 +1,4 @@
+import { toPage, type Page } from '../../http/pagination.js';
 import type { Pool, PoolClient } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
@@ -40,9 +41,7 @@ export interface SettlementsService {
   settleStatement(actor: Actor, id: string, paymentReference: string): Promise<SettlementView>;
   /** One statement with its lines (live while open); `carrierId` scopes it to that carrier. */
   getStatement(id: string, carrierId?: string): Promise<SettlementView>;
-  listStatements(
-    filter: StatementListFilter,
-  ): Promise<{ rows: SettlementView[]; hasMore: boolean }>;
+  listStatements(filter: StatementListFilter): Promise<Page<SettlementView>>;
   /** A merchant's settled amounts per currency (minor units). */
   merchantSettled(merchantId: string): Promise<Map<string, bigint>>;
   /** Opens new days' statements and closes those whose day (plus grace) is over. */
@@ -226,10 +225,7 @@ export function createSettlementsService(deps: {
         after = { businessDate: cursor.business_date, id: cursor.id };
       }
       const rows = await repo.listStatements(pool, { ...filter, after });
-      return {
-        rows: rows.slice(0, filter.limit).map((r) => toSettlementView(r)),
-        hasMore: rows.length > filter.limit,
-      };
+      return toPage(rows, filter.limit, (r) => toSettlementView(r));
     },
 
     async merchantSettled(merchantId) {
