@@ -9,11 +9,6 @@ export interface AuthFailureBrake {
   recordFailure(req: Request): Promise<void>;
 }
 
-export const NO_BRAKE: AuthFailureBrake = {
-  check: () => Promise.resolve(),
-  recordFailure: () => Promise.resolve(),
-};
-
 export interface Authenticator {
   authenticate(presented: string): Promise<AuthContext | undefined>;
 }

@@ -67,10 +67,3 @@ function encodeRandom(bytes: Buffer): string {
   }
   return out;
 }
-
-const ID_SHAPE = /^[a-z]{2,3}_[0-9a-z]{26}$/;
-
-/** True when `value` has the shape of an id with the given prefix (no lookup). */
-export function isIdOf(prefix: IdPrefix, value: string): boolean {
-  return value.startsWith(`${prefix}_`) && ID_SHAPE.test(value);
-}

@@ -53,9 +53,6 @@ export const CURRENCY_EXPONENTS: Readonly<Record<string, number>> = Object.freez
 /** Largest amount accepted anywhere, in minor units (a business cap, well inside BIGINT). */
 export const MAX_AMOUNT_MINOR = 10n ** 15n;
 
-/** Largest value a PostgreSQL BIGINT can hold. */
-export const BIGINT_MAX = 9223372036854775807n;
-
 /** Amount strings longer than this are rejected without being parsed. */
 export const MAX_AMOUNT_STRING_LENGTH = 40;
 

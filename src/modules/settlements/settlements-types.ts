@@ -2,7 +2,6 @@ import { csvLine, csvText } from '../../lib/csv.js';
 import { formatAmount } from '../money/money.js';
 
 export type StatementStatus = 'open' | 'closed' | 'settled';
-export const STATEMENT_STATUSES: StatementStatus[] = ['open', 'closed', 'settled'];
 
 /** Counts and minor-unit sums as PostgreSQL returns them (int8 → string). */
 export interface FigureColumns {
