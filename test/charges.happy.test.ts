@@ -221,10 +221,27 @@ describe('charges: the happy paths', () => {
     );
     const reserved = await h.http.get('/v1/charges?status=reserved').set(bearer(merchant.key));
     expect(reserved.body.data.map((c: { id: string }) => c.id)).toEqual([ids[5]]);
+    const other = await newSubscriber(h, carrier, { balance: '100000' });
+    const otherCharge = (await charge(h, merchant, { msisdn: other.msisdn, amount: '1000' })).body
+      .id;
     const byMsisdn = await h.http
       .get(`/v1/charges?msisdn=${encodeURIComponent(sub.msisdn)}&limit=100`)
       .set(bearer(merchant.key));
-    expect(byMsisdn.body.data).toHaveLength(6);
+    expect(byMsisdn.body.data.map((c: { id: string }) => c.id)).toEqual([...ids].reverse());
+    const oldest = await h.http
+      .get(`/v1/charges?starting_after=${ids[0]}`)
+      .set(bearer(merchant.key));
+    expect(oldest.body).toEqual({ data: [], has_more: false });
+
+    // A cursor must be one of the merchant's own charges.
+    const stranger = await newMerchant(h);
+    for (const cursor of [otherCharge, 'ch_01jzzzzzzzzzzzzzzzzzzzzzzz']) {
+      const res = await h.http
+        .get(`/v1/charges?starting_after=${cursor}`)
+        .set(bearer(stranger.key));
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ code: 'invalid_cursor', param: 'starting_after' });
+    }
     const future = await h.http
       .get(
         `/v1/charges?created_gte=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`,

@@ -423,9 +423,10 @@ describe('webhook delivery', () => {
         second,
         chargeData(second, 'reserved'),
       );
-      expect(await d.runOnce()).toBe(1);
-      expect(r.receptions).toHaveLength(1);
+      // Born skipped: the dispatcher has nothing to do.
       expect(await eventRow(skipped)).toMatchObject({ delivery_status: 'skipped', attempts: 0 });
+      expect(await d.runOnce()).toBe(0);
+      expect(r.receptions).toHaveLength(1);
 
       r.respond = () => 200;
       await setEndpoint(h, m.key, r.url);
@@ -440,6 +441,28 @@ describe('webhook delivery', () => {
       expect(redeliver.body.delivery.status).toBe('pending');
       expect(await d.runOnce()).toBe(1);
       expect(r.countsById().get(skipped)).toBe(1);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('skips an event whose endpoint was disabled after the event was written', async () => {
+    const { m, r } = await merchantWithReceiver();
+    const chargeId = fakeChargeId();
+    const queued = await emit(
+      h,
+      m.id,
+      'charge.succeeded',
+      chargeId,
+      chargeData(chargeId, 'succeeded'),
+    );
+    expect(await eventRow(queued)).toMatchObject({ delivery_status: 'pending' });
+    await h.c.pool.query(`UPDATE merchants SET webhook_status = 'disabled' WHERE id = $1`, [m.id]);
+    const d = dispatcherFor(h, [m.id]);
+    try {
+      expect(await d.runOnce()).toBe(1);
+      expect(await eventRow(queued)).toMatchObject({ delivery_status: 'skipped', attempts: 0 });
+      expect(r.receptions).toHaveLength(0);
     } finally {
       d.close();
     }

@@ -268,6 +268,11 @@ export function createChargesService(deps: {
 
     async listCharges(filter) {
       const rows = await repo.listCharges(pool, filter);
+      if (!rows) {
+        throw new AppError('invalid_cursor', `No charge ${filter.startingAfter}.`, {
+          param: 'starting_after',
+        });
+      }
       return toPage(rows, filter.limit, toChargeView);
     },
 

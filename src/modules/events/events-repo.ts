@@ -36,15 +36,19 @@ export function eventColumns(event: NewEvent): EventColumns {
 /**
  * Writes an event to the outbox; call it inside the transaction of the change it describes,
  * after taking the row lock of the charge (that lock is what orders one charge's events).
- * Returns the event id (evt_…).
+ * An event of a merchant without an enabled endpoint is stored `skipped` (migration 0011), so the
+ * dispatcher never visits it. Returns the event id (evt_…).
  */
 export async function insertEvent(db: Queryable, event: NewEvent): Promise<string> {
   const e = eventColumns(event);
-  await db.query(
-    `INSERT INTO events (id, merchant_id, type, subject_id, data, next_attempt_at)
-     VALUES ($1, $2, $3, $4, $5, now())`,
+  const { rowCount } = await db.query(
+    `INSERT INTO events (id, merchant_id, type, subject_id, data, delivery_status, next_attempt_at)
+     SELECT $1, m.id, $3, $4, $5, d.status, CASE WHEN d.status = 'pending' THEN now() END
+       FROM merchants m, event_delivery_status(m.webhook_url, m.webhook_status) AS d(status)
+      WHERE m.id = $2`,
     [e.id, e.merchant_id, e.type, e.subject_id, JSON.stringify(e.data)],
   );
+  if (rowCount !== 1) throw new Error(`insertEvent: no merchant ${e.merchant_id}`);
   return e.id;
 }
 
