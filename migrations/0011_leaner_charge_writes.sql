@@ -13,6 +13,12 @@ DROP INDEX charges_merchant_msisdn_idx;
 -- A type filter on a merchant's events walks events_merchant_idx newest first.
 DROP INDEX events_merchant_type_idx;
 
+-- A delta row repeats a leg of a journal entry written in the same transaction, and
+-- journal_entries_account_id_fkey already checks that account. The second check took a KEY SHARE
+-- lock on the merchant's, the carrier's and the fee account's row again for every charge: the
+-- hottest rows of the database, locked by every concurrent charge at once.
+ALTER TABLE ledger_balance_deltas DROP CONSTRAINT ledger_balance_deltas_account_id_fkey;
+
 -- An event is born `skipped` when its merchant has no enabled endpoint at the time it is written,
 -- instead of being claimed and marked skipped by a dispatcher a moment later: no pass over it,
 -- no second version of the row, no entry in events_due_idx. A skipped event can still be sent
@@ -109,6 +115,8 @@ END $$;
 
 -- Down Migration
 -- execute_one_step_charge and event_delivery_status stay: they work on the older schema too.
+ALTER TABLE ledger_balance_deltas ADD CONSTRAINT ledger_balance_deltas_account_id_fkey
+  FOREIGN KEY (account_id) REFERENCES ledger_accounts (id);
 CREATE INDEX events_merchant_type_idx ON events (merchant_id, type, id DESC);
 CREATE INDEX charges_merchant_msisdn_idx ON charges (merchant_id, msisdn, id DESC);
 CREATE INDEX charges_merchant_status_idx ON charges (merchant_id, status, id DESC);
