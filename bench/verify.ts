@@ -24,7 +24,7 @@ export async function backlog(databaseUrl: string): Promise<Verification['backlo
   const [row] = await queryOnce<{ deltas: string; unsealed: string }>(
     databaseUrl,
     `SELECT (SELECT count(*) FROM ledger_balance_deltas)::text AS deltas,
-            (SELECT count(*) FROM audit_events WHERE seq IS NULL)::text AS unsealed`,
+            (SELECT count(*) FROM audit_unsealed)::text AS unsealed`,
   );
   return { balance_deltas: Number(row!.deltas), unsealed_audit_events: Number(row!.unsealed) };
 }

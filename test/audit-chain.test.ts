@@ -88,7 +88,7 @@ describe('audit chain sealing', () => {
     }>(
       `SELECT count(*) AS n, count(DISTINCT seq) AS distinct_seqs, min(seq) AS min, max(seq) AS max,
               (SELECT seq FROM audit_chain_head) AS head
-         FROM audit_events WHERE seq IS NOT NULL`,
+         FROM audit_seals`,
     );
     const chain = rows[0]!;
     expect(chain.min).toBe('1');
@@ -103,7 +103,7 @@ describe('audit chain sealing', () => {
     expect(verify.body.checked).toBe(verify.body.head.seq);
     expect(verify.body.checked).toBeGreaterThanOrEqual(Number(chain.n));
     const mine = await h1.c.pool.query<{ max: string }>(
-      'SELECT max(seq) AS max FROM audit_events WHERE id = ANY($1)',
+      'SELECT max(seq) AS max FROM audit_seals WHERE event_id = ANY($1)',
       [ids],
     );
     expect(verify.body.checked).toBeGreaterThanOrEqual(Number(mine.rows[0]!.max));
@@ -136,7 +136,9 @@ describe('audit chain sealing', () => {
     await sealUntilSealed(h1, await eventIds(h1, objectId, 'test.late'), auditSealer(h1));
 
     const { rows } = await h1.c.pool.query<{ action: string; seq: string; occurred_at: Date }>(
-      `SELECT action, seq, occurred_at FROM audit_events WHERE object_id = $1`,
+      `SELECT e.action, s.seq, e.occurred_at
+         FROM audit_events AS e JOIN audit_seals AS s ON s.event_id = e.id
+        WHERE e.object_id = $1`,
       [objectId],
     );
     const byAction = Object.fromEntries(rows.map((r) => [r.action, r]));

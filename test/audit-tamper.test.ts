@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventHash } from '../src/modules/audit/audit-chain.js';
+import { listChainPage } from '../src/modules/audit/audit-repo.js';
 import { createAuditService } from '../src/modules/audit/audit-service.js';
 import type { ChainVerification } from '../src/modules/audit/audit-types.js';
 import { auditSealer, freshDatabase, sealAll, staffKey } from './helpers/audit.js';
@@ -51,7 +53,7 @@ async function sealedChain(merchants: number, batchSize = 500): Promise<Chain> {
 
 async function sealedEvents(h: Harness): Promise<SealedEvent[]> {
   const { rows } = await h.c.pool.query<SealedEvent & { seq: string }>(
-    'SELECT id, seq, prev_hash, hash FROM audit_events WHERE seq IS NOT NULL ORDER BY seq',
+    'SELECT event_id AS id, seq, prev_hash, hash FROM audit_seals ORDER BY seq',
   );
   return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
 }
@@ -62,15 +64,17 @@ async function verify(chain: Chain): Promise<ChainVerification> {
   return res.body as ChainVerification;
 }
 
-/** What someone with direct SQL access does: switch the guard off, change history, switch it on. */
+/** What someone with direct SQL access does: switch the guards off, change history, switch them on. */
 async function tamper(chain: Chain, sql: string, values: unknown[]): Promise<void> {
   const client = await chain.h.c.pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only');
+    await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_immutable');
+    await client.query('ALTER TABLE audit_seals DISABLE TRIGGER audit_seals_immutable');
     const { rowCount } = await client.query(sql, values);
     expect(rowCount).toBeGreaterThan(0);
-    await client.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only');
+    await client.query('ALTER TABLE audit_seals ENABLE TRIGGER audit_seals_immutable');
+    await client.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_immutable');
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK');
@@ -184,9 +188,22 @@ describe('audit chain verification detects tampering', () => {
     });
   });
 
-  it('reports a deleted event as a gap at the event after it', async () => {
+  it('reports a deleted event as missing at its seq, named by its seal', async () => {
     const chain = await sealedChain(8);
-    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[3]!.id]);
+    const victim = chain.events[3]!;
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [victim.id]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: 4,
+      first_bad: { seq: 4, id: victim.id, reason: 'missing' },
+    });
+  });
+
+  it('reports a deleted event and seal as a gap at the event after it', async () => {
+    const chain = await sealedChain(8);
+    const victim = chain.events[3]!;
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [victim.id]);
+    await tamper(chain, 'DELETE FROM audit_seals WHERE event_id = $1', [victim.id]);
     expect(await verify(chain)).toMatchObject({
       ok: false,
       checked: 4,
@@ -196,26 +213,49 @@ describe('audit chain verification detects tampering', () => {
 
   it('reports a gap closed by renumbering as a broken link', async () => {
     const chain = await sealedChain(6);
-    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[2]!.id]);
-    // Two steps, so the unique seq index never sees two rows with one seq mid-statement.
-    await tamper(chain, 'UPDATE audit_events SET seq = -(seq - 1) WHERE seq > 3', []);
-    await tamper(chain, 'UPDATE audit_events SET seq = -seq WHERE seq < 0', []);
+    const victim = chain.events[2]!;
+    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [victim.id]);
+    await tamper(chain, 'DELETE FROM audit_seals WHERE event_id = $1', [victim.id]);
+    // Two steps, so the seq key never sees two rows with one seq mid-statement.
+    await tamper(chain, 'UPDATE audit_seals SET seq = -(seq - 1) WHERE seq > 3', []);
+    await tamper(chain, 'UPDATE audit_seals SET seq = -seq WHERE seq < 0', []);
     expect(await verify(chain)).toMatchObject({
       ok: false,
       first_bad: { seq: 3, id: chain.events[3]!.id, reason: 'prev_hash_mismatch' },
     });
   });
 
+  it('reports an altered event whose seal was re-hashed to match as a broken link at the next seal', async () => {
+    const chain = await sealedChain(8);
+    const victim = chain.events[4]!;
+    await tamper(chain, `UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [victim.id]);
+    const [link] = await listChainPage(chain.h.c.pool, victim.seq - 1, victim.seq, 1);
+    const forged = eventHash(victim.prev_hash, link!.event!);
+    await tamper(chain, 'UPDATE audit_seals SET hash = $2 WHERE event_id = $1', [
+      victim.id,
+      forged,
+    ]);
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: 6,
+      first_bad: { seq: 6, id: chain.events[5]!.id, reason: 'prev_hash_mismatch' },
+    });
+  });
+
   it('reports events cut from the tail as missing, and a rewritten head', async () => {
     const chain = await sealedChain(8);
+    const cut = async (event: SealedEvent) => {
+      await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [event.id]);
+      await tamper(chain, 'DELETE FROM audit_seals WHERE event_id = $1', [event.id]);
+    };
     const last = chain.events[8]!;
-    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [last.id]);
+    await cut(last);
     expect(await verify(chain)).toMatchObject({
       ok: false,
       checked: 8,
       first_bad: { seq: 9, id: last.id, reason: 'missing' },
     });
-    await tamper(chain, 'DELETE FROM audit_events WHERE id = $1', [chain.events[7]!.id]);
+    await cut(chain.events[7]!);
     expect(await verify(chain)).toMatchObject({
       ok: false,
       checked: 7,
@@ -232,35 +272,52 @@ describe('audit chain verification detects tampering', () => {
   });
 });
 
-describe('audit events are append-only in the database', () => {
-  it('refuses to alter, delete, truncate or reseal an event, and the head never moves back', async () => {
+describe('audit events and their seals are append-only in the database', () => {
+  it('refuses an UPDATE of an audit event, sealed or not', async () => {
+    const chain = await sealedChain(1);
+    const sealed = chain.events[1]!;
+    await staffKey(chain.h);
+    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
+      'SELECT event_id FROM audit_unsealed',
+    );
+    expect(rows).toHaveLength(1);
+    const unsealed = rows[0]!.event_id;
+
+    for (const id of [sealed.id, unsealed]) {
+      // 23001: refused by the guard trigger, not by some incidental constraint.
+      await expect(
+        chain.h.c.pool.query(`UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [id]),
+      ).rejects.toMatchObject({ code: '23001' });
+    }
+    expect(await verify(chain)).toMatchObject({ ok: true, checked: 2, unsealed: 1 });
+    await sealAll(auditSealer(chain.h));
+    expect(await verify(chain)).toMatchObject({ ok: true, checked: 3, unsealed: 0 });
+  });
+
+  it('refuses to delete or truncate an event, to alter, delete or truncate a seal, and to move the head back', async () => {
     const chain = await sealedChain(2);
     const sealed = chain.events[1]!;
     await staffKey(chain.h);
-    const { rows } = await chain.h.c.pool.query<{ id: string }>(
-      'SELECT id FROM audit_events WHERE seq IS NULL',
+    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
+      'SELECT event_id FROM audit_unsealed',
     );
     expect(rows).toHaveLength(1);
-    const unsealed = rows[0]!.id;
+    const unsealed = rows[0]!.event_id;
 
-    const refusals: [string, unknown[]][] = [
-      [`UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [sealed.id]],
-      [`UPDATE audit_events SET summary = '{"x":1}' WHERE id = $1`, [unsealed]],
-      ['UPDATE audit_events SET seq = 99, hash = prev_hash WHERE id = $1', [sealed.id]],
-      [
-        'UPDATE audit_events SET seq = NULL, prev_hash = NULL, hash = NULL WHERE id = $1',
-        [sealed.id],
-      ],
-      [`UPDATE audit_events SET seq = 99 WHERE id = $1`, [unsealed]],
-      ['DELETE FROM audit_events WHERE id = $1', [sealed.id]],
-      ['DELETE FROM audit_events WHERE id = $1', [unsealed]],
-      ['TRUNCATE audit_events', []],
-      ['UPDATE audit_chain_head SET seq = seq - 1', []],
-      ['DELETE FROM audit_chain_head', []],
+    // 23001 from the audit guards, P0001 from the head's: never some incidental constraint.
+    const refusals: [string, unknown[], string][] = [
+      ['DELETE FROM audit_events WHERE id = $1', [sealed.id], '23001'],
+      ['DELETE FROM audit_events WHERE id = $1', [unsealed], '23001'],
+      ['TRUNCATE audit_events', [], '23001'],
+      ['UPDATE audit_seals SET hash = prev_hash WHERE event_id = $1', [sealed.id], '23001'],
+      ['UPDATE audit_seals SET seq = 99 WHERE event_id = $1', [sealed.id], '23001'],
+      ['DELETE FROM audit_seals WHERE event_id = $1', [sealed.id], '23001'],
+      ['TRUNCATE audit_seals', [], '23001'],
+      ['UPDATE audit_chain_head SET seq = seq - 1', [], 'P0001'],
+      ['DELETE FROM audit_chain_head', [], 'P0001'],
     ];
-    for (const [sql, values] of refusals) {
-      // P0001: refused by the guard triggers, not by some incidental constraint.
-      await expect(chain.h.c.pool.query(sql, values), sql).rejects.toMatchObject({ code: 'P0001' });
+    for (const [sql, values, code] of refusals) {
+      await expect(chain.h.c.pool.query(sql, values), sql).rejects.toMatchObject({ code });
     }
     await sealAll(auditSealer(chain.h));
     expect(await verify(chain)).toMatchObject({ ok: true, checked: 4, unsealed: 0 });

@@ -67,7 +67,8 @@ export async function sealAll(...sealers: Worker[]): Promise<number> {
 
 export async function unsealedAmong(h: Harness, ids: string[]): Promise<number> {
   const { rows } = await h.c.pool.query<{ n: number }>(
-    'SELECT count(*)::int AS n FROM audit_events WHERE id = ANY($1) AND seq IS NULL',
+    `SELECT count(*)::int AS n FROM audit_events AS e
+      WHERE e.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM audit_seals AS s WHERE s.event_id = e.id)`,
     [ids],
   );
   return rows[0]!.n;

@@ -1,7 +1,12 @@
 import type { Queryable } from '../../db/pool.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
-import type { AuditEventFilter, AuditEventRow } from './audit-types.js';
+import type {
+  AuditEventContent,
+  AuditEventFilter,
+  AuditEventRow,
+  ChainLink,
+} from './audit-types.js';
 
 export interface AuditRecord {
   action: string;
@@ -70,10 +75,14 @@ export async function insertAuditEvent(
  * occurred_at as UTC text with microseconds: a JS Date would drop the microseconds, and the
  * hash must cover exactly what is stored.
  */
-const OCCURRED_AT_TEXT = `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const OCCURRED_AT_TEXT = `to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-const EVENT_COLUMNS = `id, ${OCCURRED_AT_TEXT} AS occurred_at, actor_type, actor_id, api_key_id,
-  actor_ip, action, object_type, object_id, request_id, summary, seq, prev_hash, hash`;
+/** The columns an event's hash covers, from audit_events AS e. */
+const CONTENT_COLUMNS = `e.id, ${OCCURRED_AT_TEXT} AS occurred_at, e.actor_type, e.actor_id,
+  e.api_key_id, e.actor_ip, e.action, e.object_type, e.object_id, e.request_id, e.summary`;
+
+/** An event with its seal, if it has one yet: audit_events AS e LEFT JOIN audit_seals AS s. */
+const EVENT_COLUMNS = `${CONTENT_COLUMNS}, s.seq, s.prev_hash, s.hash`;
 
 /** Arbitrary constant (distinct from the migration lock): held by the one sealer at work. */
 const SEALER_LOCK_ID = 4_815_162_343;
@@ -113,7 +122,7 @@ export async function readChainHead(db: Queryable): Promise<ChainHeadRow> {
 export async function readChainState(db: Queryable): Promise<ChainHeadRow & { unsealed: number }> {
   const { rows } = await db.query<ChainHeadRow & { unsealed: string }>(
     `SELECT seq, event_id, hash,
-            (SELECT count(*) FROM audit_events WHERE seq IS NULL) AS unsealed
+            (SELECT count(*) FROM audit_unsealed) AS unsealed
        FROM audit_chain_head WHERE singleton`,
   );
   const row = rows[0];
@@ -132,53 +141,73 @@ export async function advanceChainHead(
 }
 
 /**
- * The oldest unsealed events, in the deterministic order the chain takes them. The batch is
- * picked from the partial index alone (an index-only scan), then joined to the rows: a plain
- * `WHERE seq IS NULL ORDER BY occurred_at, id` can be planned on the full time index when the
- * statistics still see a backlog, and would then step over every sealed event on each pass.
+ * Takes the oldest queued events off the queue and returns them in the deterministic order the
+ * chain takes them. Call it under the sealer's lock, in the transaction that inserts their seals:
+ * a rollback puts them back. A queued event that is gone from audit_events (only possible with
+ * its guard switched off) leaves the queue and is not returned.
+ *
+ * The ids reach audit_events as an array, so the lookup is an index scan of its key whatever the
+ * queue's statistics say: joined instead, a queue full of dead rows can be planned as a hash join
+ * over every event ever written.
  */
-export async function selectUnsealedEvents(db: Queryable, limit: number): Promise<AuditEventRow[]> {
-  const { rows } = await db.query<AuditEventRow>(
-    `SELECT ${EVENT_COLUMNS}
-       FROM (SELECT id AS batch_id, occurred_at AS batch_at FROM audit_events
-              WHERE seq IS NULL ORDER BY occurred_at, id LIMIT $1) AS batch
-       JOIN audit_events ON audit_events.id = batch.batch_id
-      ORDER BY batch_at, batch_id`,
+export async function takeUnsealedEvents(
+  db: Queryable,
+  limit: number,
+): Promise<AuditEventContent[]> {
+  const { rows } = await db.query<AuditEventContent>(
+    `WITH batch AS (
+       DELETE FROM audit_unsealed
+        WHERE (occurred_at, event_id) IN (SELECT occurred_at, event_id FROM audit_unsealed
+                                           ORDER BY occurred_at, event_id LIMIT $1)
+       RETURNING event_id
+     )
+     SELECT ${CONTENT_COLUMNS} FROM audit_events AS e
+      WHERE e.id = ANY (ARRAY(SELECT event_id FROM batch))
+      ORDER BY e.occurred_at, e.id`,
     [limit],
   );
   return rows;
 }
 
-/** Writes seq, prev_hash and hash on still-unsealed events; returns how many it sealed. */
-export async function sealEvents(db: Queryable, seals: EventSeal[]): Promise<number> {
-  const { rowCount } = await db.query(
-    `UPDATE audit_events AS e
-        SET seq = s.seq, prev_hash = s.prev_hash, hash = s.hash
-       FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS s(id, seq, prev_hash, hash)
-      WHERE e.id = s.id AND e.seq IS NULL`,
+/** Appends seals to the chain; the caller advances the head to the last one. */
+export async function insertSeals(db: Queryable, seals: EventSeal[]): Promise<void> {
+  await db.query(
+    `INSERT INTO audit_seals (seq, event_id, prev_hash, hash)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])`,
     [
-      seals.map((s) => s.id),
       seals.map((s) => s.seq),
+      seals.map((s) => s.id),
       seals.map((s) => s.prevHash),
       seals.map((s) => s.hash),
     ],
   );
-  return rowCount ?? 0;
 }
 
-/** Sealed events with afterSeq < seq <= uptoSeq, in chain order: one page of a verification. */
+/**
+ * Seals with afterSeq < seq <= uptoSeq in chain order, each with the event it seals: one page of
+ * a verification.
+ */
 export async function listChainPage(
   db: Queryable,
   afterSeq: number,
   uptoSeq: number,
   limit: number,
-): Promise<AuditEventRow[]> {
-  const { rows } = await db.query<AuditEventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM audit_events
-      WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+): Promise<ChainLink[]> {
+  const { rows } = await db.query<
+    Omit<ChainLink, 'event'> & Omit<AuditEventContent, 'id'> & { id: string | null }
+  >(
+    `SELECT s.seq, s.event_id, s.prev_hash, s.hash, ${CONTENT_COLUMNS}
+       FROM audit_seals AS s LEFT JOIN audit_events AS e ON e.id = s.event_id
+      WHERE s.seq > $1 AND s.seq <= $2 ORDER BY s.seq LIMIT $3`,
     [afterSeq, uptoSeq, limit],
   );
-  return rows;
+  return rows.map(({ seq, event_id, prev_hash, hash, id, ...content }) => ({
+    seq,
+    event_id,
+    prev_hash,
+    hash,
+    event: id === null ? null : { ...content, id },
+  }));
 }
 
 /** Where an event sits in the newest-first order: the keyset of a list cursor. */
@@ -187,7 +216,7 @@ export async function findEventPosition(
   id: string,
 ): Promise<{ id: string; occurred_at: string } | undefined> {
   const { rows } = await db.query<{ id: string; occurred_at: string }>(
-    `SELECT id, ${OCCURRED_AT_TEXT} AS occurred_at FROM audit_events WHERE id = $1`,
+    `SELECT e.id, ${OCCURRED_AT_TEXT} AS occurred_at FROM audit_events AS e WHERE e.id = $1`,
     [id],
   );
   return rows[0];
@@ -205,23 +234,24 @@ export async function listAuditEvents(
     values.push(value);
     return `$${values.length}`;
   };
-  if (filter.actorId !== undefined) where.push(`actor_id = ${bind(filter.actorId)}`);
-  if (filter.action !== undefined) where.push(`action = ${bind(filter.action)}`);
-  if (filter.objectType !== undefined) where.push(`object_type = ${bind(filter.objectType)}`);
-  if (filter.objectId !== undefined) where.push(`object_id = ${bind(filter.objectId)}`);
+  if (filter.actorId !== undefined) where.push(`e.actor_id = ${bind(filter.actorId)}`);
+  if (filter.action !== undefined) where.push(`e.action = ${bind(filter.action)}`);
+  if (filter.objectType !== undefined) where.push(`e.object_type = ${bind(filter.objectType)}`);
+  if (filter.objectId !== undefined) where.push(`e.object_id = ${bind(filter.objectId)}`);
   if (filter.createdGte !== undefined)
-    where.push(`occurred_at >= ${bind(filter.createdGte)}::timestamptz`);
+    where.push(`e.occurred_at >= ${bind(filter.createdGte)}::timestamptz`);
   if (filter.createdLt !== undefined)
-    where.push(`occurred_at < ${bind(filter.createdLt)}::timestamptz`);
+    where.push(`e.occurred_at < ${bind(filter.createdLt)}::timestamptz`);
   if (page.after !== undefined) {
     where.push(
-      `(occurred_at, id) < (${bind(page.after.occurred_at)}::timestamptz, ${bind(page.after.id)})`,
+      `(e.occurred_at, e.id) < (${bind(page.after.occurred_at)}::timestamptz, ${bind(page.after.id)})`,
     );
   }
   const { rows } = await db.query<AuditEventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM audit_events
+    `SELECT ${EVENT_COLUMNS}
+       FROM audit_events AS e LEFT JOIN audit_seals AS s ON s.event_id = e.id
       ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY occurred_at DESC, id DESC LIMIT ${bind(page.limit + 1)}`,
+      ORDER BY e.occurred_at DESC, e.id DESC LIMIT ${bind(page.limit + 1)}`,
     values,
   );
   return rows;

@@ -6,8 +6,10 @@ import * as repo from './audit-repo.js';
 
 /**
  * Seals audit events into the hash chain, one batch per pass. Writers never wait for it: they
- * only INSERT, and the sealer takes committed rows afterwards. Sealers on several instances
- * are serialised by a transaction-level advisory lock; one that finds it taken does nothing.
+ * only INSERT (a trigger queues each event in audit_unsealed), and the sealer takes committed
+ * events off the queue afterwards and appends their seals to audit_seals; an event row is never
+ * updated. Sealers on several instances are serialised by a transaction-level advisory lock; one
+ * that finds it taken does nothing.
  *
  * Order: a batch is taken by (occurred_at, id), but a transaction that commits late can add an
  * event older than ones already sealed. It is sealed in a later batch with a higher seq: the
@@ -20,7 +22,7 @@ export function createAuditSealer(deps: { pool: Pool; batchSize: number }): Work
     runOnce: () =>
       withTransaction(pool, async (tx) => {
         if (!(await repo.tryLockSealer(tx))) return 0;
-        const events = await repo.selectUnsealedEvents(tx, batchSize);
+        const events = await repo.takeUnsealedEvents(tx, batchSize);
         if (events.length === 0) return 0;
         const head = await repo.readChainHead(tx);
         let seq = Number(head.seq);
@@ -31,14 +33,10 @@ export function createAuditSealer(deps: { pool: Pool; batchSize: number }): Work
           prevHash = hash;
           return seal;
         });
-        const sealed = await repo.sealEvents(tx, seals);
-        if (sealed !== seals.length) {
-          // Only possible if something sealed these rows without the lock; roll back, try again.
-          throw new Error(`audit sealer sealed ${sealed} of ${seals.length} events`);
-        }
+        await repo.insertSeals(tx, seals);
         const last = seals[seals.length - 1]!;
         await repo.advanceChainHead(tx, { seq: last.seq, eventId: last.id, hash: last.hash });
-        return sealed;
+        return seals.length;
       }),
   };
 }

@@ -90,26 +90,29 @@ export function createAuditService(deps: { pool: Pool; verifyPageSize?: number }
       let expectedSeq = 1;
       let prevHash = GENESIS_HASH;
       while (expectedSeq <= head.seq) {
-        const rows = await repo.listChainPage(pool, expectedSeq - 1, head.seq, pageSize);
-        if (rows.length === 0) break;
-        for (const row of rows) {
+        const links = await repo.listChainPage(pool, expectedSeq - 1, head.seq, pageSize);
+        if (links.length === 0) break;
+        for (const link of links) {
           checked++;
-          const seq = Number(row.seq);
+          const seq = Number(link.seq);
           const fault: ChainFault | undefined =
             seq !== expectedSeq
               ? 'seq_gap'
-              : row.prev_hash !== prevHash
-                ? 'prev_hash_mismatch'
-                : row.hash !== eventHash(prevHash, row)
-                  ? 'hash_mismatch'
-                  : undefined;
-          if (fault) return verdict(checked, { seq, id: row.id, reason: fault });
-          prevHash = row.hash ?? '';
+              : link.event === null
+                ? 'missing'
+                : link.prev_hash !== prevHash
+                  ? 'prev_hash_mismatch'
+                  : link.hash !== eventHash(prevHash, link.event)
+                    ? 'hash_mismatch'
+                    : undefined;
+          if (fault) return verdict(checked, { seq, id: link.event_id, reason: fault });
+          prevHash = link.hash;
           expectedSeq++;
         }
       }
       if (expectedSeq <= head.seq) {
-        // The tail is gone: name the first missing seq (its id is known only for the head's own).
+        // Seals are gone from the tail: name the first missing seq (its id is known only for the
+        // head's own).
         const id = expectedSeq === head.seq ? head.id : null;
         return verdict(checked, { seq: expectedSeq, id, reason: 'missing' });
       }

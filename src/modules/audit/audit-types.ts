@@ -13,11 +13,23 @@ export interface AuditEventContent {
   summary: Record<string, unknown>;
 }
 
+/** An event with its seal (from audit_seals), all three NULL until sealed. */
 export interface AuditEventRow extends AuditEventContent {
-  /** int8 arrives as a string; NULL until sealed. */
+  /** int8 arrives as a string. */
   seq: string | null;
   prev_hash: string | null;
   hash: string | null;
+}
+
+/** One seal of the chain with the event it seals. */
+export interface ChainLink {
+  /** int8 arrives as a string. */
+  seq: string;
+  event_id: string;
+  prev_hash: string;
+  hash: string;
+  /** Null when the event is gone from audit_events. */
+  event: AuditEventContent | null;
 }
 
 export interface AuditEventView {
@@ -44,13 +56,13 @@ export interface AuditEventFilter {
 }
 
 export type ChainFault =
-  /** A seq is missing before this row (a deleted event). */
+  /** A seq is missing before this row (a deleted seal). */
   | 'seq_gap'
   /** This row's prev_hash is not its predecessor's hash. */
   | 'prev_hash_mismatch'
   /** This row's content no longer hashes to its stored hash (an altered event). */
   | 'hash_mismatch'
-  /** The chain head names this seq but it is gone (events cut from the tail). */
+  /** The event sealed at this seq is gone, or the head names this seq but its seal is gone. */
   | 'missing'
   /** Every event checks out but the last one is not the one the chain head recorded. */
   | 'head_mismatch';
