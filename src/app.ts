@@ -51,7 +51,11 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
         }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      // Below info, 'silent' spares pino-http building a completion line that pino would drop.
+      customLogLevel: (_req, res, err) => {
+        if (err || res.statusCode >= 500) return 'error';
+        return c.logger.isLevelEnabled('info') ? 'info' : 'silent';
+      },
     }),
   );
 
