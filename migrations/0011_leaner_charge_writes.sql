@@ -10,8 +10,10 @@ DROP INDEX charges_merchant_idx;
 DROP INDEX charges_merchant_status_idx;
 DROP INDEX charges_merchant_msisdn_idx;
 
--- A type filter on a merchant's events walks events_merchant_idx newest first.
+-- A type filter on a merchant's events walks events_merchant_idx newest first. No query looks
+-- events up by subject.
 DROP INDEX events_merchant_type_idx;
+DROP INDEX events_subject_idx;
 
 -- A delta row repeats a leg of a journal entry written in the same transaction, and
 -- journal_entries_account_id_fkey already checks that account. The second check took a KEY SHARE
@@ -117,6 +119,7 @@ END $$;
 -- execute_one_step_charge and event_delivery_status stay: they work on the older schema too.
 ALTER TABLE ledger_balance_deltas ADD CONSTRAINT ledger_balance_deltas_account_id_fkey
   FOREIGN KEY (account_id) REFERENCES ledger_accounts (id);
+CREATE INDEX events_subject_idx ON events (subject_id, sequence);
 CREATE INDEX events_merchant_type_idx ON events (merchant_id, type, id DESC);
 CREATE INDEX charges_merchant_msisdn_idx ON charges (merchant_id, msisdn, id DESC);
 CREATE INDEX charges_merchant_status_idx ON charges (merchant_id, status, id DESC);

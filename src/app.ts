@@ -78,13 +78,14 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
     }),
   );
 
+  // Routers are tried in order and their paths do not overlap: the charge path goes first.
+  app.use(chargesRoutes(c));
+  app.use(refundsRoutes(c));
   app.use(carriersRoutes(c));
   app.use(merchantsRoutes(c));
   app.use(apiKeysRoutes(c));
   app.use(auditRoutes(c));
   app.use(subscribersRoutes(c));
-  app.use(chargesRoutes(c));
-  app.use(refundsRoutes(c));
   app.use(eventsRoutes(c));
   app.use(ledgerRoutes(c));
   app.use(settlementsRoutes(c));
