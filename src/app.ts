@@ -1,6 +1,5 @@
 import express, { type Express, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
-import { pinoHttp } from 'pino-http';
 import type { Container } from './container.js';
 import { AppError } from './errors.js';
 import { authenticate, roleGate } from './http/auth.js';
@@ -8,7 +7,7 @@ import { limitJsonDepth } from './http/body-depth.js';
 import { healthRoutes } from './http/health-routes.js';
 import { errorHandler } from './http/problem.js';
 import { requestId } from './http/request-id.js';
-import { maskMsisdnsInText } from './lib/msisdn.js';
+import { requestLog } from './http/request-log.js';
 import { apiKeysRoutes } from './modules/api-keys/api-keys-routes.js';
 import { auditRoutes } from './modules/audit/audit-routes.js';
 import { chargesRoutes } from './modules/charges/charges-routes.js';
@@ -39,25 +38,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
 
   app.use(requestId());
   app.use(requestMetrics(c));
-  app.use(
-    pinoHttp({
-      logger: c.logger,
-      genReqId: (req) => (req as express.Request).requestId,
-      customProps: (req) => ({ request_id: (req as express.Request).requestId }),
-      serializers: {
-        req: (req: { method: string; url: string }) => ({
-          method: req.method,
-          url: maskMsisdnsInText(req.url),
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      // Below info, 'silent' spares pino-http building a completion line that pino would drop.
-      customLogLevel: (_req, res, err) => {
-        if (err || res.statusCode >= 500) return 'error';
-        return c.logger.isLevelEnabled('info') ? 'info' : 'silent';
-      },
-    }),
-  );
+  app.use(requestLog(c.logger));
 
   app.use(healthRoutes(c));
 

@@ -32,6 +32,25 @@ describe('HTTP conventions', () => {
     expect(tooLong.headers['request-id']).toMatch(/^req_/);
   });
 
+  it('logs one line per request with its id, status and the number in the URL masked', async () => {
+    const id = `log-trace-${Date.now()}`;
+    await h.http.get('/v1/charges?msisdn=%2B84901234567').set('X-Request-Id', id);
+    const lines = h.logs
+      .flatMap((chunk) => chunk.split('\n'))
+      .filter((l) => l.includes(id))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      msg: 'request completed',
+      request_id: id,
+      req: { method: 'GET' },
+      res: { statusCode: 401 },
+    });
+    expect(typeof lines[0]!.responseTime).toBe('number');
+    expect(JSON.stringify(lines[0])).not.toMatch(/901234567/);
+  });
+
   it('401 unauthenticated without a key, with a malformed key, and with an unknown key', async () => {
     expectProblem(await h.http.get('/v1/admin/merchants'), 401, 'unauthenticated');
     expectProblem(
