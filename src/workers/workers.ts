@@ -3,8 +3,14 @@ import type { Logger } from '../logger.js';
 
 export interface Worker {
   name: string;
-  /** One pass; returns how many items it handled (a full batch means "run again soon"). */
+  /** One pass; returns how many items it handled. */
   runOnce(): Promise<number>;
+  /**
+   * For workers whose passes cost more the more often they run (a pass folds whatever has queued
+   * up since the last one): run again at once only after a full batch, otherwise wait the
+   * interval. Without it, any work done means "run again soon" (deliveries stay prompt).
+   */
+  batchSize?: number;
 }
 
 export interface Workers {
@@ -26,7 +32,8 @@ export function runWorkerLoops(workers: Worker[], intervalMs: number, logger: Lo
         logger.warn({ err, worker: worker.name }, 'worker pass failed');
       }
       if (stopping) break;
-      await sleep(handled > 0 ? 10 : intervalMs);
+      const again = worker.batchSize === undefined ? handled > 0 : handled >= worker.batchSize;
+      await sleep(again ? 10 : intervalMs);
     }
   });
   return {

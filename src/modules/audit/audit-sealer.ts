@@ -19,6 +19,8 @@ export function createAuditSealer(deps: { pool: Pool; batchSize: number }): Work
   const { pool, batchSize } = deps;
   return {
     name: 'audit-sealer',
+    // One chain-head update and one transaction per pass: fewer, fuller batches under load.
+    batchSize,
     runOnce: () =>
       withTransaction(pool, async (tx) => {
         if (!(await repo.tryLockSealer(tx))) return 0;

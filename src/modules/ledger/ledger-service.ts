@@ -215,7 +215,12 @@ export function createLedgerService(deps: { pool: Pool }): LedgerService {
 
 export { GATEWAY_OWNER };
 
-/** Folds hot-account deltas into balances in batches; SKIP LOCKED lets several instances share it. */
+/**
+ * Folds hot-account deltas into balances in batches; SKIP LOCKED lets several instances share it.
+ * A pass updates every account with deltas once, so under load it runs once per worker interval
+ * unless a batch fills: balances read the unfolded deltas too, so nothing waits for it.
+ */
 export function ledgerRollUpWorker(ledger: LedgerService): Worker {
-  return { name: 'ledger-roll-up', runOnce: () => ledger.rollUp() };
+  const batchSize = 5000;
+  return { name: 'ledger-roll-up', batchSize, runOnce: () => ledger.rollUp(batchSize) };
 }
