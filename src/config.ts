@@ -90,7 +90,9 @@ export const configSchema = z.object({
   WORKERS_ENABLED: bool.default(true).describe('Run background workers in this instance.'),
   WORKER_INTERVAL_MS: int(50, 600_000)
     .default(1000)
-    .describe('How often background workers look for work, in milliseconds.'),
+    .describe(
+      'How often background workers look for work, in milliseconds. Under load most run again at once; the ledger roll-up and the audit sealer only after a full batch.',
+    ),
   AUDIT_SEAL_BATCH_SIZE: int(1, 10_000)
     .default(500)
     .describe('How many audit events the sealer hashes into the chain per transaction.'),
