@@ -199,6 +199,24 @@ describe('audit chain verification detects tampering', () => {
     });
   });
 
+  it('reports an event taken off the sealer queue as unchained', async () => {
+    const chain = await sealedChain(2);
+    await staffKey(chain.h);
+    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
+      'SELECT event_id FROM audit_unsealed',
+    );
+    expect(rows).toHaveLength(1);
+    const hidden = rows[0]!.event_id;
+    await tamper(chain, 'DELETE FROM audit_unsealed WHERE event_id = $1', [hidden]);
+    await sealAll(auditSealer(chain.h));
+    expect(await verify(chain)).toMatchObject({
+      ok: false,
+      checked: chain.events.length,
+      first_bad: { seq: null, id: hidden, reason: 'unchained' },
+      unsealed: 0,
+    });
+  });
+
   it('reports a deleted event and seal as a gap at the event after it', async () => {
     const chain = await sealedChain(8);
     const victim = chain.events[3]!;

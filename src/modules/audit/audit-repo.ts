@@ -210,6 +210,22 @@ export async function listChainPage(
   }));
 }
 
+/**
+ * The oldest event that is neither sealed nor waiting in the queue, if any: one whose queue entry
+ * was removed by hand, which the chain would otherwise never mention. One statement, so it sees
+ * each event on one side of the sealer's move from the queue to the seals.
+ */
+export async function findUnchainedEvent(db: Queryable): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT e.id FROM audit_events AS e
+      WHERE NOT EXISTS (SELECT 1 FROM audit_seals AS s WHERE s.event_id = e.id)
+        AND NOT EXISTS (SELECT 1 FROM audit_unsealed AS u
+                         WHERE u.occurred_at = e.occurred_at AND u.event_id = e.id)
+      ORDER BY e.occurred_at, e.id LIMIT 1`,
+  );
+  return rows[0]?.id;
+}
+
 /** Where an event sits in the newest-first order: the keyset of a list cursor. */
 export async function findEventPosition(
   db: Queryable,

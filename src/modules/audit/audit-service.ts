@@ -119,6 +119,10 @@ export function createAuditService(deps: { pool: Pool; verifyPageSize?: number }
       if (prevHash !== head.hash) {
         return verdict(checked, { seq: head.seq, id: head.id, reason: 'head_mismatch' });
       }
+      const unchained = await repo.findUnchainedEvent(pool);
+      if (unchained !== undefined) {
+        return verdict(checked, { seq: null, id: unchained, reason: 'unchained' });
+      }
       return verdict(checked);
     },
   };

@@ -64,6 +64,8 @@ export type ChainFault =
   | 'hash_mismatch'
   /** The event sealed at this seq is gone, or the head names this seq but its seal is gone. */
   | 'missing'
+  /** An event neither sealed nor waiting to be (its place in the queue was removed); no seq. */
+  | 'unchained'
   /** Every event checks out but the last one is not the one the chain head recorded. */
   | 'head_mismatch';
 
@@ -71,7 +73,7 @@ export interface ChainVerification {
   ok: boolean;
   /** Sealed events examined; verification stops at the first bad one. */
   checked: number;
-  first_bad?: { seq: number; id: string | null; reason: ChainFault };
+  first_bad?: { seq: number | null; id: string | null; reason: ChainFault };
   /** Events not sealed yet when verification started (not part of the chain yet). */
   unsealed: number;
   /** The chain head verified against: record it elsewhere to detect a rewrite later. */
