@@ -51,6 +51,16 @@ async function sealedChain(merchants: number, batchSize = 500): Promise<Chain> {
   return { h, url: db.url, adminKey: admin.key, events: await sealedEvents(h) };
 }
 
+/** Writes one more audit event (a new staff key) and returns its id, still waiting to be sealed. */
+async function oneUnsealedEvent(chain: Chain): Promise<string> {
+  await staffKey(chain.h);
+  const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
+    'SELECT event_id FROM audit_unsealed',
+  );
+  expect(rows).toHaveLength(1);
+  return rows[0]!.event_id;
+}
+
 async function sealedEvents(h: Harness): Promise<SealedEvent[]> {
   const { rows } = await h.c.pool.query<SealedEvent & { seq: string }>(
     'SELECT event_id AS id, seq, prev_hash, hash FROM audit_seals ORDER BY seq',
@@ -201,12 +211,7 @@ describe('audit chain verification detects tampering', () => {
 
   it('reports an event taken off the sealer queue as unchained', async () => {
     const chain = await sealedChain(2);
-    await staffKey(chain.h);
-    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
-      'SELECT event_id FROM audit_unsealed',
-    );
-    expect(rows).toHaveLength(1);
-    const hidden = rows[0]!.event_id;
+    const hidden = await oneUnsealedEvent(chain);
     await tamper(chain, 'DELETE FROM audit_unsealed WHERE event_id = $1', [hidden]);
     await sealAll(auditSealer(chain.h));
     expect(await verify(chain)).toMatchObject({
@@ -294,12 +299,7 @@ describe('audit events and their seals are append-only in the database', () => {
   it('refuses an UPDATE of an audit event, sealed or not', async () => {
     const chain = await sealedChain(1);
     const sealed = chain.events[1]!;
-    await staffKey(chain.h);
-    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
-      'SELECT event_id FROM audit_unsealed',
-    );
-    expect(rows).toHaveLength(1);
-    const unsealed = rows[0]!.event_id;
+    const unsealed = await oneUnsealedEvent(chain);
 
     for (const id of [sealed.id, unsealed]) {
       // 23001: refused by the guard trigger, not by some incidental constraint.
@@ -315,12 +315,7 @@ describe('audit events and their seals are append-only in the database', () => {
   it('refuses to delete or truncate an event, to alter, delete or truncate a seal, and to move the head back', async () => {
     const chain = await sealedChain(2);
     const sealed = chain.events[1]!;
-    await staffKey(chain.h);
-    const { rows } = await chain.h.c.pool.query<{ event_id: string }>(
-      'SELECT event_id FROM audit_unsealed',
-    );
-    expect(rows).toHaveLength(1);
-    const unsealed = rows[0]!.event_id;
+    const unsealed = await oneUnsealedEvent(chain);
 
     // 23001 from the audit guards, P0001 from the head's: never some incidental constraint.
     const refusals: [string, unknown[], string][] = [
