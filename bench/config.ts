@@ -35,6 +35,12 @@ export interface BenchConfig {
   gatewayPoolMax?: number;
   /** `sql`: a few subscribers through the API, the rest in bulk SQL; `api`: all through the API. */
   seedMode: 'api' | 'sql';
+  /**
+   * `uncapped`: the carrier has no daily or monthly spend cap, so charges take the one-statement
+   * path; `default`: it keeps the VND defaults (a monthly cap), so every charge takes the
+   * transactional path that sums the subscriber's spend.
+   */
+  carrierLimits: 'uncapped' | 'default';
   /** Seconds of spread-like load before the measured scenarios (JIT, pools, caches). */
   warmupSeconds: number;
   /**
@@ -83,8 +89,8 @@ export function loadBenchConfig(): BenchConfig {
     connections: intFromEnv('BENCH_CONNECTIONS', 64, 1, 256),
     merchants: intFromEnv('BENCH_MERCHANTS', 100, 1, 1000),
     subscribers: intFromEnv('BENCH_SUBSCRIBERS', 10_000, 10, 100_000),
-    // Under 2^31: larger amounts currently fail in ledger-repo applyToAccount, whose `$2 >= 0`
-    // makes Postgres type the delta as int4 (a 500, reported to the ledger's owner).
+    // Far more than a run can spend; under 2^31 since the defect described at the end of
+    // docs/performance.md, now fixed.
     balance: '2000000000',
     chargeAmount: '1000',
     pgbenchScale: intFromEnv('BENCH_PGBENCH_SCALE', 10, 1, 100),
@@ -92,6 +98,7 @@ export function loadBenchConfig(): BenchConfig {
     skipBuild: flag('BENCH_SKIP_BUILD'),
     gatewayPoolMax: poolMax ? intFromEnv('BENCH_PG_POOL_MAX', 20, 1, 500) : undefined,
     seedMode: process.env.BENCH_SEED === 'api' ? 'api' : 'sql',
+    carrierLimits: process.env.BENCH_CARRIER_LIMITS === 'default' ? 'default' : 'uncapped',
     warmupSeconds: intFromEnv('BENCH_WARMUP', 5, 0, 60),
     gatewayEnvOverrides: parseEnvList(process.env.BENCH_GATEWAY_ENV ?? ''),
     otpHashSecret: randomBytes(32).toString('hex'),

@@ -265,6 +265,7 @@ function benchConfigView(cfg: BenchConfig): Record<string, unknown> {
     subscriber_balance: cfg.balance,
     charge_amount: cfg.chargeAmount,
     pgbench_scale: cfg.pgbenchScale,
+    carrier_limits: cfg.carrierLimits,
     gateway_env: {
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',

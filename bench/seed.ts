@@ -36,7 +36,8 @@ const API_SEEDED = 200;
 const secs = (ms: number) => (ms / 1000).toFixed(1);
 
 /**
- * Onboards one carrier (with explicit, large prepaid limits) and the merchants with a key each
+ * Onboards one carrier (with explicit, large limits and no spend caps, unless
+ * BENCH_CARRIER_LIMITS=default keeps the currency's defaults) and the merchants with a key each
  * through the admin API, then funded prepaid subscribers: all through the API in `api` mode;
  * in `sql` mode the first API_SEEDED through the API and the rest in one bulk SQL transaction
  * that writes the same rows (see seed-sql.ts) — 10,000 × 2 requests take minutes on this machine.
@@ -58,10 +59,14 @@ export async function seed(
       currency,
       timezone: 'Asia/Ho_Chi_Minh',
       revenue_share_bps: 3000,
-      limits: {
-        prepaid: { per_transaction_max: '1000000000', daily_max: null, monthly_max: null },
-        postpaid: { per_transaction_max: '1000000000', daily_max: null, monthly_max: null },
-      },
+      ...(cfg.carrierLimits === 'uncapped'
+        ? {
+            limits: {
+              prepaid: { per_transaction_max: '1000000000', daily_max: null, monthly_max: null },
+              postpaid: { per_transaction_max: '1000000000', daily_max: null, monthly_max: null },
+            },
+          }
+        : {}),
     }),
     'create carrier',
   );
