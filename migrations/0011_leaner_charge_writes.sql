@@ -31,7 +31,48 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
               THEN 'pending' ELSE 'skipped' END
 $$;
 
--- As in migration 0009, except for the event's delivery status.
+-- What a subscriber has spent today and this month in the carrier's time zone, for the daily and
+-- monthly caps (SPEC §4.4): captured minus refunded for succeeded charges, the held amount for
+-- reserved ones and those waiting for a code, nothing for the rest, each counted on the day and
+-- in the month the charge was created. The periods are those containing p_at; p_upto, when given,
+-- leaves out charges created after it. The one definition, used by subscribers-repo and by the
+-- one-step charge below.
+CREATE FUNCTION subscriber_spend(p_subscriber_id text, p_timezone text, p_at timestamptz,
+                                 p_upto timestamptz)
+RETURNS TABLE (today bigint, month bigint) LANGUAGE sql STABLE AS $$
+  WITH bounds AS (
+    SELECT date_trunc('day', p_at AT TIME ZONE p_timezone) AT TIME ZONE p_timezone AS day_start,
+           date_trunc('month', p_at AT TIME ZONE p_timezone) AT TIME ZONE p_timezone AS month_start),
+  c AS (
+    SELECT ch.created_at,
+           CASE WHEN ch.status = 'succeeded' THEN ch.amount_captured - ch.amount_refunded
+                WHEN ch.status IN ('reserved', 'pending_validation') THEN ch.amount_held
+                ELSE 0 END AS spent
+      FROM charges ch, bounds
+     WHERE ch.subscriber_id = p_subscriber_id
+       AND ch.created_at >= least(bounds.month_start, bounds.day_start)
+       AND (p_upto IS NULL OR ch.created_at <= p_upto))
+  SELECT coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT day_start FROM bounds)), 0)::bigint,
+         coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT month_start FROM bounds)), 0)::bigint
+    FROM c
+$$;
+
+-- How much earlier than its own transaction a charge may be stamped. A one-step charge is dated by
+-- the gateway's clock when its answer is built, a moment before the statement that writes it
+-- starts; settlement (settlements-repo lateHorizon) counts on every row a close cannot see yet
+-- being stamped no earlier than the oldest running transaction's start, so it moves its horizon
+-- back by this much, and the one-step statement refuses ('stale') a charge stamped earlier than
+-- that before its own transaction began.
+CREATE FUNCTION charge_stamp_tolerance() RETURNS interval LANGUAGE sql IMMUTABLE AS $$
+  SELECT interval '30 seconds'
+$$;
+
+-- As in migration 0009, with three changes: the event's delivery status, the stamp tolerance
+-- above, and the daily and monthly caps. When p_record has spend_caps ({subscriber_id, timezone, daily_max, monthly_max}, the
+-- maxima null when not set), a success first locks the subscriber's account row — the lock the
+-- transactional path takes before it counts — and answers 'limit_daily_exceeded' or
+-- 'limit_monthly_exceeded' without writing anything when the amount would pass a cap; the gateway
+-- then records the denial as it does after 'below_floor'.
 CREATE OR REPLACE FUNCTION execute_one_step_charge(
   p_owner_id       text,
   p_key            text,
@@ -46,6 +87,9 @@ RETURNS TABLE (outcome text, fingerprint text, response_status integer, content_
                response_body text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+  v_caps jsonb := p_record->'spend_caps';
+  v_spent record;
 BEGIN
   -- The lock idempotency-repo lockAndFind takes: one request per key at a time.
   IF NOT pg_try_advisory_xact_lock(hashtextextended(p_owner_id || E'\x1f' || p_key, 7)) THEN
@@ -57,6 +101,30 @@ BEGIN
       FROM idempotency_keys k WHERE k.owner_id = p_owner_id AND k.key = p_key;
   IF FOUND THEN
     RETURN;
+  END IF;
+
+  IF p_debit_amount IS NOT NULL
+     AND (p_record->'charge'->>'captured_at')::timestamptz < now() - charge_stamp_tolerance() THEN
+    RETURN QUERY SELECT 'stale'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
+    RETURN;
+  END IF;
+
+  IF p_debit_amount IS NOT NULL AND v_caps IS NOT NULL THEN
+    PERFORM 1 FROM ledger_accounts WHERE id = p_debit_account FOR UPDATE;
+    SELECT * INTO v_spent
+      FROM subscriber_spend(v_caps->>'subscriber_id', v_caps->>'timezone', now(), NULL);
+    IF v_caps->>'daily_max' IS NOT NULL
+       AND v_spent.today + p_debit_amount > (v_caps->>'daily_max')::bigint THEN
+      RETURN QUERY SELECT 'limit_daily_exceeded'::text, NULL::text, NULL::integer, NULL::text,
+                          NULL::text;
+      RETURN;
+    END IF;
+    IF v_caps->>'monthly_max' IS NOT NULL
+       AND v_spent.month + p_debit_amount > (v_caps->>'monthly_max')::bigint THEN
+      RETURN QUERY SELECT 'limit_monthly_exceeded'::text, NULL::text, NULL::integer, NULL::text,
+                          NULL::text;
+      RETURN;
+    END IF;
   END IF;
 
   IF p_debit_amount IS NOT NULL THEN
@@ -116,7 +184,8 @@ BEGIN
 END $$;
 
 -- Down Migration
--- execute_one_step_charge and event_delivery_status stay: they work on the older schema too.
+-- execute_one_step_charge, event_delivery_status, subscriber_spend and charge_stamp_tolerance
+-- stay: they work on the older schema too.
 ALTER TABLE ledger_balance_deltas ADD CONSTRAINT ledger_balance_deltas_account_id_fkey
   FOREIGN KEY (account_id) REFERENCES ledger_accounts (id);
 CREATE INDEX events_subject_idx ON events (subject_id, sequence);

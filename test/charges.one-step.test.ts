@@ -221,3 +221,77 @@ describe('one-step charges on a carrier without spend caps', () => {
     expect((await verifyLedger(h)).ok).toBe(true);
   });
 });
+
+describe('one-step charges on a carrier with spend caps', () => {
+  it('count the caps inside the one statement: a charge past the monthly cap is a recorded denial, still without BEGIN', async () => {
+    const carrier = await newCarrier(h, {
+      limits: {
+        prepaid: { per_transaction_max: '1000000', daily_max: '15000', monthly_max: '10000' },
+      },
+    });
+    const merchant = await newMerchant(h);
+    const sub = await newSubscriber(h, carrier, { balance: '100000' });
+    const secondKey = `k-capped-${Date.now()}`;
+    const query = vi.spyOn(pg.Client.prototype, 'query');
+    let first;
+    let second;
+    try {
+      first = await charge(h, merchant, { msisdn: sub.msisdn, amount: '6000' });
+      second = await charge(h, merchant, { msisdn: sub.msisdn, amount: '6000' }, secondKey);
+      const texts = query.mock.calls.map(([text]) =>
+        typeof text === 'string' ? text : (text as { text: string }).text,
+      );
+      // One statement for the success; two for the denial (refused, then recorded).
+      expect(texts.filter((t) => t.includes('execute_one_step_charge'))).toHaveLength(3);
+      expect(texts.filter((t) => /^\s*(BEGIN|COMMIT|SAVEPOINT)/i.test(t))).toEqual([]);
+    } finally {
+      query.mockRestore();
+    }
+    expect(first.status, first.text).toBe(201);
+    expect(second.status, second.text).toBe(402);
+    expect(second.body).toMatchObject({
+      code: 'limit_monthly_exceeded',
+      denial_code: 'limit_monthly_exceeded',
+    });
+    expect(await subscriberBalance(h, sub)).toEqual({
+      posted: '94000',
+      held: '0',
+      available: '94000',
+    });
+    const replay = await charge(h, merchant, { msisdn: sub.msisdn, amount: '6000' }, secondKey);
+    expect(replay.status).toBe(402);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(await chargeRows(merchant.id)).toEqual([
+      { status: 'denied', n: 1 },
+      { status: 'succeeded', n: 1 },
+    ]);
+  });
+});
+
+describe('one-step charges and settlement', () => {
+  it('refuse a charge stamped longer than the tolerance before its statement began: 503, nothing written, the retry succeeds', async () => {
+    const carrier = await uncappedCarrier();
+    const merchant = await newMerchant(h);
+    const sub = await newSubscriber(h, carrier, { balance: '20000' });
+    const key = `k-stale-${Date.now()}`;
+    // The gateway's clock 60 s behind the database's: every stamp looks 60 s old to the statement.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    let stale;
+    try {
+      vi.setSystemTime(Date.now() - 60_000);
+      stale = await charge(h, merchant, { msisdn: sub.msisdn, amount: '5000' }, key);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(stale.status, stale.text).toBe(503);
+    expect(stale.body).toMatchObject({ code: 'service_unavailable' });
+    expect(stale.headers['retry-after']).toBe('1');
+    expect(await chargeRows(merchant.id)).toEqual([]);
+    expect(await subscriberBalance(h, sub)).toMatchObject({ posted: '20000' });
+
+    const retry = await charge(h, merchant, { msisdn: sub.msisdn, amount: '5000' }, key);
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expect(await subscriberBalance(h, sub)).toMatchObject({ posted: '15000' });
+  });
+});

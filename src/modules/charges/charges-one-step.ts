@@ -1,4 +1,5 @@
 import type { Pool } from '../../db/pool.js';
+import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
 import type { Metrics } from '../../metrics.js';
@@ -13,7 +14,9 @@ import {
 } from '../idempotency/idempotency-service.js';
 import { prepareDebitJournal } from '../ledger/ledger-service.js';
 import type { DebitJournal } from '../ledger/ledger-types.js';
+import { carrierLimits } from '../carriers/carriers-types.js';
 import { splitRevenue } from '../money/money.js';
+import { spendCapsApply } from './charges-limits.js';
 import * as repo from './charges-repo.js';
 import {
   captureLegs,
@@ -27,12 +30,13 @@ import {
 import type { ChargeRow, ChargeView, DenialCode } from './charges-types.js';
 
 /**
- * A charge captured at once, without a consent code and without daily or monthly caps to count,
- * executed as one statement (charges-repo executeOneStepCharge) instead of a transaction of eleven:
+ * A charge captured at once and without a consent code, executed as one statement (charges-repo
+ * executeOneStepCharge) instead of a transaction of eleven or more — the statement also counts the
+ * carrier's daily and monthly caps under the subscriber's lock, as the transactional path does:
  * the charge is built here with its audit event, merchant event and answer, and the statement
  * writes it with the debit and its journal transaction, under the request key's lock, in one
- * commit. When the balance does not cover the debit the statement writes nothing, and a second one
- * records the denial. The charge is dated by this process's clock (its answer is built before the
+ * commit. When the balance does not cover the debit, or a cap would be passed, the statement
+ * writes nothing, and a second one records the denial. The charge is dated by this process's clock (its answer is built before the
  * statement runs).
  */
 export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, 'charges'> }) {
@@ -58,15 +62,29 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
     a: ChargeAttempt,
     journal: DebitJournal | null,
     record: repo.OneStepRecord,
-  ): Promise<StoredOutcome | 'below_floor'> {
-    const result = await repo.executeOneStepCharge(pool, { request: a.idem, journal, record });
+    spendCaps?: repo.OneStepSpendCaps,
+  ): Promise<StoredOutcome | DenialCode> {
+    const result = await repo.executeOneStepCharge(pool, {
+      request: a.idem,
+      journal,
+      record,
+      spendCaps,
+    });
     switch (result.outcome) {
       case 'in_progress':
         throw inProgressError();
       case 'stored':
         return replayOf(a.idem, result.stored);
       case 'below_floor':
-        return 'below_floor';
+        return shortfallDenial(a.subscriber);
+      case 'limit_daily_exceeded':
+      case 'limit_monthly_exceeded':
+        return result.outcome;
+      case 'stale':
+        // Built long before a connection came free: nothing was written, the client may retry.
+        throw new AppError('service_unavailable', 'The gateway is overloaded; retry the request.', {
+          headers: { 'Retry-After': '1' },
+        });
       case 'recorded':
         metrics.charges.inc({ status: record.charge.status });
         return { ...record.response, replayed: false };
@@ -99,7 +117,7 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
         { denial_code: code },
       );
       const answer = await execute(a, null, record);
-      if (answer === 'below_floor') throw new Error('A denial moves no money.');
+      if (typeof answer === 'string') throw new Error('A denial moves no money.');
       return answer;
     };
 
@@ -130,9 +148,18 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
       status: 201,
       body: view,
     }));
-    const answer = await execute(a, journal, succeeded);
+    const caps = carrierLimits(a.carrier)[a.subscriber.funding_type];
+    const spendCaps = spendCapsApply(a.carrier, a.subscriber)
+      ? {
+          subscriberId: a.subscriber.id,
+          timezone: a.carrier.timezone,
+          dailyMax: caps.daily_max,
+          monthlyMax: caps.monthly_max,
+        }
+      : undefined;
+    const answer = await execute(a, journal, succeeded, spendCaps);
     // Another request with this key may run between the two statements: the second then
     // finds its answer and replays it.
-    return answer === 'below_floor' ? deny(shortfallDenial(a.subscriber)) : answer;
+    return typeof answer === 'string' ? deny(answer) : answer;
   };
 }

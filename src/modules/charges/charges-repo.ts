@@ -401,13 +401,27 @@ export type OneStepResult =
   | { outcome: 'in_progress' }
   | { outcome: 'stored'; stored: StoredResponse }
   | { outcome: 'below_floor' }
+  | { outcome: 'limit_daily_exceeded' }
+  | { outcome: 'limit_monthly_exceeded' }
+  | { outcome: 'stale' }
   | { outcome: 'recorded' };
 
+/** The carrier's daily and monthly caps for the subscriber, counted by the one-step statement. */
+export interface OneStepSpendCaps {
+  subscriberId: string;
+  timezone: string;
+  dailyMax: bigint | null;
+  monthlyMax: bigint | null;
+}
+
 /**
- * Executes a one-step charge in one statement (migration 0009, execute_one_step_charge). Under the
- * request key's advisory lock, unless the key already has an answer: with a journal, debits the
- * subscriber within its floor, posts the journal and writes the record (a success), or writes
- * nothing when the debit does not fit ('below_floor'); without one, writes the record (a denial).
+ * Executes a one-step charge in one statement (migrations 0009 and 0011, execute_one_step_charge).
+ * Under the request key's advisory lock, unless the key already has an answer: with a journal,
+ * debits the subscriber within its floor, posts the journal and writes the record (a success), or
+ * writes nothing when the debit does not fit ('below_floor'), would pass a spend cap
+ * ('limit_daily_exceeded', 'limit_monthly_exceeded'), or was stamped longer than
+ * charge_stamp_tolerance() before the statement began ('stale'); without one, writes the record
+ * (a denial).
  * Run it on the pool, not inside a transaction: the statement is the transaction.
  */
 export async function executeOneStepCharge(
@@ -416,9 +430,11 @@ export async function executeOneStepCharge(
     request: { ownerId: string; key: string; fingerprint: string; method: string; path: string };
     journal: DebitJournal | null;
     record: OneStepRecord;
+    /** Only with a journal, and only when the carrier caps the subscriber's spend. */
+    spendCaps?: OneStepSpendCaps;
   },
 ): Promise<OneStepResult> {
-  const { request: r, journal: j, record } = c;
+  const { request: r, journal: j, record, spendCaps: caps } = c;
   const { rows } = await db.query<{ outcome: string } & Partial<StoredResponse>>({
     name: 'charges-execute-one-step',
     text: `SELECT outcome, fingerprint, response_status, content_type, response_body
@@ -453,6 +469,16 @@ export async function executeOneStepCharge(
           content_type: record.response.contentType,
           body: record.response.body,
         },
+        ...(caps
+          ? {
+              spend_caps: {
+                subscriber_id: caps.subscriberId,
+                timezone: caps.timezone,
+                daily_max: caps.dailyMax?.toString() ?? null,
+                monthly_max: caps.monthlyMax?.toString() ?? null,
+              },
+            }
+          : {}),
       }),
     ],
   });
@@ -470,6 +496,9 @@ export async function executeOneStepCharge(
       };
     case 'in_progress':
     case 'below_floor':
+    case 'limit_daily_exceeded':
+    case 'limit_monthly_exceeded':
+    case 'stale':
     case 'recorded':
       return { outcome: row.outcome };
     default:

@@ -29,7 +29,7 @@ import {
   otpMessage,
   OTP_TTL_SECONDS,
 } from './charges-consent.js';
-import { spendCapsApply, spendLimitDenial } from './charges-limits.js';
+import { spendLimitDenial } from './charges-limits.js';
 import { createOneStepCharge } from './charges-one-step.js';
 import * as repo from './charges-repo.js';
 import {
@@ -197,10 +197,7 @@ export function createChargesService(deps: {
         amount,
         idem,
       };
-      const oneStep =
-        (input.capture ?? true) &&
-        !needsConsent(merchant, carrier, amount) &&
-        !spendCapsApply(carrier, subscriber);
+      const oneStep = (input.capture ?? true) && !needsConsent(merchant, carrier, amount);
       if (oneStep) return executeOneStep(attempt);
       return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
     },

@@ -161,13 +161,14 @@ export async function sweepFloor(db: Queryable, statementId: string): Promise<st
 }
 
 /**
- * The earliest time at which a transaction still running in this database began. Any charge or
- * refund that this transaction's later statements cannot see yet is stamped (with its
- * transaction's now()) at or after it.
+ * The earliest time at which a transaction still running in this database began, less
+ * charge_stamp_tolerance() (migration 0011). Any charge or refund that this transaction's later
+ * statements cannot see yet is stamped at or after it: with its transaction's now(), or — a
+ * one-step charge — by the gateway's clock at most that tolerance before its transaction began.
  */
 export async function lateHorizon(db: Queryable): Promise<string> {
   const { rows } = await db.query<{ horizon: string }>(
-    `SELECT least(clock_timestamp(), min(xact_start))::text AS horizon
+    `SELECT (least(clock_timestamp(), min(xact_start)) - charge_stamp_tolerance())::text AS horizon
        FROM pg_stat_activity
       WHERE datname = current_database() AND pid <> pg_backend_pid()
         AND backend_type = 'client backend' AND xact_start IS NOT NULL`,

@@ -54,21 +54,10 @@ export async function subscriberSpend(
   timezone: string,
   at?: Date,
 ): Promise<{ today: bigint; month: bigint }> {
+  // subscriber_spend (migration 0011) is also what the one-step charge statement counts with.
   const { rows } = await db.query<{ today: string; month: string }>(
-    `WITH bounds AS (
-       SELECT date_trunc('day', coalesce($3::timestamptz, now()) AT TIME ZONE $2) AT TIME ZONE $2 AS day_start,
-              date_trunc('month', coalesce($3::timestamptz, now()) AT TIME ZONE $2) AT TIME ZONE $2 AS month_start),
-     c AS (
-       SELECT created_at,
-              CASE WHEN status = 'succeeded' THEN amount_captured - amount_refunded
-                   WHEN status IN ('reserved', 'pending_validation') THEN amount_held
-                   ELSE 0 END AS spent
-         FROM charges, bounds
-        WHERE subscriber_id = $1 AND created_at >= least(bounds.month_start, bounds.day_start)
-          AND ($3::timestamptz IS NULL OR created_at <= $3::timestamptz))
-     SELECT coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT day_start FROM bounds)), 0)::text AS today,
-            coalesce(sum(spent) FILTER (WHERE created_at >= (SELECT month_start FROM bounds)), 0)::text AS month
-       FROM c`,
+    `SELECT today::text, month::text
+       FROM subscriber_spend($1, $2, coalesce($3::timestamptz, now()), $3::timestamptz)`,
     [subscriberId, timezone, at?.toISOString() ?? null],
   );
   const row = rows[0]!;
