@@ -36,8 +36,9 @@ import type { ChargeRow, ChargeView, DenialCode } from './charges-types.js';
  * the charge is built here with its audit event, merchant event and answer, and the statement
  * writes it with the debit and its journal transaction, under the request key's lock, in one
  * commit. When the balance does not cover the debit, or a cap would be passed, the statement
- * writes nothing, and a second one records the denial. The charge is dated by this process's clock (its answer is built before the
- * statement runs).
+ * writes nothing, and a second one records the denial. The charge is dated by this process's
+ * clock (its answer is built before the statement runs); the statement refuses one dated more than
+ * charge_stamp_tolerance() before it began, which settlement relies on (migration 0011).
  */
 export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, 'charges'> }) {
   const { pool, metrics } = deps;
