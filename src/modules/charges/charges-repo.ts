@@ -250,57 +250,6 @@ export async function addChargeRefund(
   return rows[0]!;
 }
 
-export interface ChargeFilter {
-  merchantId: string;
-  status?: ChargeStatus;
-  msisdn?: string;
-  createdGte?: string;
-  createdLt?: string;
-  limit: number;
-  startingAfter?: string;
-}
-
-/**
- * A merchant's charges, newest first by (created_at, id) like the admin search, `limit + 1` rows
- * so the caller can tell has_more. The cursor must be a charge of the same merchant: undefined
- * when it is not (looked up only when the page comes back empty). The number filter goes through the subscribers with that number (one per carrier at
- * most) and their charges' index, as the admin search does.
- */
-export async function listCharges(
-  db: Queryable,
-  f: ChargeFilter,
-): Promise<ChargeRow[] | undefined> {
-  const { rows } = await db.query<ChargeRow>(
-    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
-      WHERE ch.merchant_id = $1
-        AND ($2::text IS NULL OR ch.status = $2)
-        AND ($3::text IS NULL
-             OR ch.subscriber_id IN (SELECT s.id FROM subscribers s WHERE s.msisdn = $3))
-        AND ($4::timestamptz IS NULL OR ch.created_at >= $4)
-        AND ($5::timestamptz IS NULL OR ch.created_at < $5)
-        AND ($6::text IS NULL OR (ch.created_at, ch.id) <
-             (SELECT c.created_at, c.id FROM charges c WHERE c.id = $6 AND c.merchant_id = $1))
-      ORDER BY ch.created_at DESC, ch.id DESC LIMIT $7`,
-    [
-      f.merchantId,
-      f.status ?? null,
-      f.msisdn ?? null,
-      f.createdGte ?? null,
-      f.createdLt ?? null,
-      f.startingAfter ?? null,
-      f.limit + 1,
-    ],
-  );
-  if (rows.length === 0 && f.startingAfter !== undefined) {
-    const found = await db.query('SELECT 1 FROM charges WHERE id = $1 AND merchant_id = $2', [
-      f.startingAfter,
-      f.merchantId,
-    ]);
-    if (found.rowCount === 0) return undefined;
-  }
-  return rows;
-}
-
 /** Reservations past their expiry, locked for this sweeper and skipped by others. */
 export async function lockExpiredReservations(db: Queryable, batch: number): Promise<ChargeRow[]> {
   const { rows } = await db.query<ChargeRow>(

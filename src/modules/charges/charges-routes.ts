@@ -79,14 +79,16 @@ export function chargesRoutes(deps: {
   });
 
   router.get('/v1/charges', merchantOnly, async (req, res) => {
-    const page = await charges.listCharges({
-      ...pageRequest(req),
-      merchantId: authOf(req).ownerId,
-      status: queryString(req, 'status') as ChargeStatus | undefined,
-      msisdn: queryString(req, 'msisdn'),
-      createdGte: queryString(req, 'created_gte'),
-      createdLt: queryString(req, 'created_lt'),
-    });
+    const page = await charges.listCharges(
+      {
+        merchantId: authOf(req).ownerId,
+        status: queryString(req, 'status') as ChargeStatus | undefined,
+        msisdn: queryString(req, 'msisdn'),
+        createdGte: queryString(req, 'created_gte'),
+        createdLt: queryString(req, 'created_lt'),
+      },
+      pageRequest(req),
+    );
     res.json(page);
   });
   return router;

@@ -29,6 +29,8 @@ import {
   otpMessage,
   OTP_TTL_SECONDS,
 } from './charges-consent.js';
+import { pageOfCharges } from '../search/search-service.js';
+import type { AdminChargeFilter } from '../search/search-types.js';
 import { spendLimitDenial } from './charges-limits.js';
 import { createOneStepCharge } from './charges-one-step.js';
 import * as repo from './charges-repo.js';
@@ -94,7 +96,11 @@ export interface ChargesService {
     idem: IdempotentRequest,
   ): Promise<StoredOutcome>;
   getCharge(merchantId: string | undefined, chargeId: string): Promise<ChargeView>;
-  listCharges(filter: repo.ChargeFilter): Promise<Page<ChargeView>>;
+  /** The merchant's charges, newest first (the admin search's query, scoped to the merchant). */
+  listCharges(
+    filter: AdminChargeFilter & { merchantId: string },
+    page: { limit: number; startingAfter?: string },
+  ): Promise<Page<ChargeView>>;
   /**
    * Cancels reservations past their time and pending consents past their code's expiry (database
    * time), releasing their holds; several instances may run it.
@@ -263,14 +269,9 @@ export function createChargesService(deps: {
       return toChargeView(row);
     },
 
-    async listCharges(filter) {
-      const rows = await repo.listCharges(pool, filter);
-      if (!rows) {
-        throw new AppError('invalid_cursor', `No charge ${filter.startingAfter}.`, {
-          param: 'starting_after',
-        });
-      }
-      return toPage(rows, filter.limit, toChargeView);
+    async listCharges(filter, page) {
+      const rows = await pageOfCharges(pool, filter, page);
+      return toPage(rows, page.limit, toChargeView);
     },
 
     expiryWorker: () => ({

@@ -5,13 +5,16 @@ import type { AdminChargeFilter, ChargePosition } from './search-types.js';
 /** created_at as UTC text with microseconds: a JS Date would drop them and the cursor would slip. */
 const CREATED_AT_TEXT = `to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/** Where a charge sits in the (created_at, id) order; with `merchantId`, only that merchant's. */
 export async function findChargePosition(
   db: Queryable,
   id: string,
+  merchantId?: string,
 ): Promise<ChargePosition | undefined> {
   const { rows } = await db.query<ChargePosition>(
-    `SELECT id, ${CREATED_AT_TEXT} AS created_at FROM charges WHERE id = $1`,
-    [id],
+    `SELECT id, ${CREATED_AT_TEXT} AS created_at FROM charges
+      WHERE id = $1 AND ($2::text IS NULL OR merchant_id = $2)`,
+    [id, merchantId ?? null],
   );
   return rows[0];
 }

@@ -1,4 +1,5 @@
 import { toPage, type Page } from '../../http/pagination.js';
+import type { ChargeRow } from '../charges/charges-types.js';
 import type { Pool } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import { assertRfc3339 } from '../audit/audit-service.js';
@@ -55,22 +56,34 @@ function toFilter(q: AdminChargeQuery): AdminChargeFilter {
   };
 }
 
+/**
+ * One page of charges newest first by (created_at, id), `limit + 1` rows so the caller can tell
+ * has_more: the admin search, and a merchant's own list (filter.merchantId set, and then the
+ * cursor must be one of that merchant's charges). 400 invalid_cursor for an unknown cursor.
+ */
+export async function pageOfCharges(
+  pool: Pool,
+  filter: AdminChargeFilter,
+  page: { limit: number; startingAfter?: string },
+): Promise<ChargeRow[]> {
+  let after: ChargePosition | undefined;
+  if (page.startingAfter !== undefined) {
+    after = await repo.findChargePosition(pool, page.startingAfter, filter.merchantId);
+    if (!after) {
+      throw new AppError('invalid_cursor', `No charge ${page.startingAfter}.`, {
+        param: 'starting_after',
+      });
+    }
+  }
+  return repo.searchCharges(pool, filter, { limit: page.limit, after });
+}
+
 export function createSearchService(deps: { pool: Pool }): SearchService {
   const { pool } = deps;
 
   return {
     async searchCharges(query, page) {
-      const filter = toFilter(query);
-      let after: ChargePosition | undefined;
-      if (page.startingAfter !== undefined) {
-        after = await repo.findChargePosition(pool, page.startingAfter);
-        if (!after) {
-          throw new AppError('invalid_cursor', `No charge ${page.startingAfter}.`, {
-            param: 'starting_after',
-          });
-        }
-      }
-      const rows = await repo.searchCharges(pool, filter, { limit: page.limit, after });
+      const rows = await pageOfCharges(pool, toFilter(query), page);
       return toPage(rows, page.limit, toAdminChargeView);
     },
   };
