@@ -17,17 +17,8 @@ export interface AuditRecord {
 }
 
 /** The columns of a new audit event (its time and seal are the database's to set). */
-export interface AuditEventColumns {
-  id: string;
+export interface AuditEventColumns extends Omit<AuditEventContent, 'occurred_at' | 'actor_type'> {
   actor_type: Actor['type'];
-  actor_id: string | null;
-  api_key_id: string | null;
-  actor_ip: string | null;
-  action: string;
-  object_type: string;
-  object_id: string;
-  request_id: string | null;
-  summary: Record<string, unknown>;
 }
 
 /** A new audit event's columns, for insertAuditEvent or a statement that writes it with others. */
