@@ -23,6 +23,7 @@ import {
   chargeBase,
   changeRecords,
   denialBeforeBalance,
+  deniedFields,
   denialOutcome,
   shortfallDenial,
   type ChargeAttempt,
@@ -96,20 +97,7 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
     const base = chargeBase(a, newId('ch'));
     const at = new Date();
     const deny = async (code: DenialCode): Promise<StoredOutcome> => {
-      const row = repo.newChargeRow(
-        {
-          ...base,
-          status: 'denied',
-          amount_held: 0n,
-          amount_captured: 0n,
-          carrier_share: null,
-          gateway_fee: null,
-          merchant_net: null,
-          denial_code: code,
-        },
-        a.carrier.code,
-        at,
-      );
+      const row = repo.newChargeRow({ ...base, ...deniedFields(code) }, a.carrier.code, at);
       const record = complete(
         a.actor,
         row,

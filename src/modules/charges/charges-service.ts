@@ -40,6 +40,7 @@ import {
   chargeBase,
   chargeParties,
   denialBeforeBalance,
+  deniedFields,
   denialOutcome,
   invalidState,
   lockCharge,
@@ -294,13 +295,7 @@ export function createChargesService(deps: {
     const deny = async (code: DenialCode): Promise<Outcome> => {
       const row = await repo.insertCharge(tx, {
         ...base,
-        status: 'denied',
-        amount_held: 0n,
-        amount_captured: 0n,
-        carrier_share: null,
-        gateway_fee: null,
-        merchant_net: null,
-        denial_code: code,
+        ...deniedFields(code),
         reserved_until_seconds: null,
       });
       await recordChange(tx, actor, row, 'charge.denied', { denial_code: code });

@@ -246,6 +246,19 @@ export function chargeBase(a: ChargeAttempt, id: string) {
   };
 }
 
+/** What a denied charge records beyond its base: nothing held, captured or split. */
+export function deniedFields(code: DenialCode) {
+  return {
+    status: 'denied' as const,
+    amount_held: 0n,
+    amount_captured: 0n,
+    carrier_share: null,
+    gateway_fee: null,
+    merchant_net: null,
+    denial_code: code,
+  };
+}
+
 /** The denial a charge gets whatever the subscriber's balance, or null (checked in this order). */
 export function denialBeforeBalance(a: ChargeAttempt): DenialCode | null {
   if (a.subscriber.status === 'barred') return 'subscriber_barred';
