@@ -14,6 +14,8 @@ import {
   type Leg,
 } from './ledger-types.js';
 
+/** Deltas folded per roll-up transaction. */
+const ROLL_UP_BATCH = 5000;
 export interface LedgerVerification extends repo.VerifyFigures {
   ok: boolean;
   checked_at: string;
@@ -197,7 +199,7 @@ export function createLedgerService(deps: { pool: Pool }): LedgerService {
 
     partyBalances: (db, kind, ownerId) => repo.accountBalances(db, { kind, ownerId }),
 
-    rollUp: (batch = 5000) => withTransaction(pool, (tx) => repo.rollUpDeltas(tx, batch)),
+    rollUp: (batch = ROLL_UP_BATCH) => withTransaction(pool, (tx) => repo.rollUpDeltas(tx, batch)),
 
     async verify() {
       const figures = await withTransaction(pool, (tx) => repo.verifyFigures(tx), {
@@ -221,6 +223,5 @@ export { GATEWAY_OWNER };
  * unless a batch fills: balances read the unfolded deltas too, so nothing waits for it.
  */
 export function ledgerRollUpWorker(ledger: LedgerService): Worker {
-  const batchSize = 5000;
-  return { name: 'ledger-roll-up', batchSize, runOnce: () => ledger.rollUp(batchSize) };
+  return { name: 'ledger-roll-up', batchSize: ROLL_UP_BATCH, runOnce: () => ledger.rollUp() };
 }
