@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { SYSTEM_ACTOR } from '../../http/context.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
+import { defaultLeaseMs, runOutboxPass } from '../../workers/outbox.js';
 import type { Worker } from '../../workers/workers.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import * as repo from './events-repo.js';
@@ -62,7 +62,7 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const { pool, logger, metrics } = options;
   const schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
   const windowMs = options.retryWindowMs ?? RETRY_WINDOW_MS;
-  const leaseMs = options.leaseMs ?? options.timeoutMs + 30_000;
+  const leaseMs = options.leaseMs ?? defaultLeaseMs(options.timeoutMs);
   const batchSize = options.batchSize ?? 20;
   const random = options.random ?? Math.random;
   const poster: WebhookPoster = createWebhookPoster({
@@ -71,8 +71,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   });
   const actor = SYSTEM_ACTOR('webhook-dispatcher');
 
-  async function claim(leaseId: string): Promise<{ send: DueEvent[]; skipped: number }> {
-    return withTransaction(pool, async (tx) => {
+  async function claim(leaseId: string): Promise<{ send: DueEvent[]; handled: number }> {
+    const { send, skipped } = await withTransaction(pool, async (tx) => {
       const due = await repo.lockDueEvents(tx, {
         limit: batchSize,
         merchantIds: options.merchantIds,
@@ -93,6 +93,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
       }
       return { send, skipped: skip.length };
     });
+    if (skipped > 0) metrics.webhookDeliveries.inc({ outcome: 'skipped' }, skipped);
+    return { send, handled: send.length + skipped };
   }
 
   /** After a failure: the next delay of the schedule, then one last try at the window's end. */
@@ -170,22 +172,13 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
 
   return {
     name: 'webhook-dispatcher',
-    async runOnce() {
-      const leaseId = randomUUID();
-      const claimedAt = Date.now();
-      const { send, skipped } = await claim(leaseId);
-      if (skipped > 0) metrics.webhookDeliveries.inc({ outcome: 'skipped' }, skipped);
-      const results = await Promise.allSettled(send.map((e) => deliver(e, leaseId, claimedAt)));
-      for (const [i, r] of results.entries()) {
-        // The event stays leased; it is tried again once the lease ends.
-        if (r.status === 'rejected') {
-          logger.error(
-            { err: r.reason as unknown, event_id: send[i]?.id },
-            'webhook record failed',
-          );
-        }
-      }
-      return send.length + skipped;
+    runOnce() {
+      return runOutboxPass({
+        claim: (lease) => claim(lease.id),
+        deliver: (event, lease) => deliver(event, lease.id, lease.claimedAt),
+        onDeliverError: (event, err) =>
+          logger.error({ err, event_id: event.id }, 'webhook record failed'),
+      });
     },
     close() {
       poster.close();

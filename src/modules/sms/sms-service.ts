@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { toPage, type Page } from '../../http/pagination.js';
 import { maskMsisdn } from '../../lib/msisdn.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
+import { defaultLeaseMs, runOutboxPass } from '../../workers/outbox.js';
 import type { Worker } from '../../workers/workers.js';
 import { createWebhookPoster, type DeliveryResult } from '../events/webhook-delivery.js';
 import * as repo from './sms-repo.js';
@@ -74,7 +74,7 @@ function isPermanent(result: DeliveryResult): boolean {
 export function createSmsDispatcher(options: SmsDispatcherOptions): SmsDispatcher {
   const { pool, logger, metrics } = options;
   const schedule = options.retryScheduleMs ?? DEFAULT_SMS_RETRY_SCHEDULE_MS;
-  const leaseMs = options.leaseMs ?? options.timeoutMs + 30_000;
+  const leaseMs = options.leaseMs ?? defaultLeaseMs(options.timeoutMs);
   const batchSize = options.batchSize ?? 50;
   const random = options.random ?? Math.random;
   const poster = createWebhookPoster({ timeoutMs: options.timeoutMs, allowNonPublic: true });
@@ -159,17 +159,12 @@ export function createSmsDispatcher(options: SmsDispatcherOptions): SmsDispatche
 
   return {
     name: 'sms-dispatcher',
-    async runOnce() {
-      const leaseId = randomUUID();
-      const { send, handled } = await claim(leaseId);
-      const results = await Promise.allSettled(send.map((s) => deliver(s, leaseId)));
-      for (const [i, r] of results.entries()) {
-        // The message stays leased; it is tried again once the lease ends.
-        if (r.status === 'rejected') {
-          logger.error({ err: r.reason as unknown, sms_id: send[i]?.id }, 'SMS record failed');
-        }
-      }
-      return handled;
+    runOnce() {
+      return runOutboxPass({
+        claim: (lease) => claim(lease.id),
+        deliver: (sms, lease) => deliver(sms, lease.id),
+        onDeliverError: (sms, err) => logger.error({ err, sms_id: sms.id }, 'SMS record failed'),
+      });
     },
     close() {
       poster.close();
