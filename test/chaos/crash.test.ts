@@ -1,16 +1,10 @@
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { dropFreshDatabases, freshDatabase } from './helpers/chaos-db.js';
-import {
-  createAdminKeyWithCli,
-  ensureBuilt,
-  freePort,
-  gatewayEnv,
-  startGateway,
-  type GatewayProcess,
-} from './helpers/gateway-process.js';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropFreshDatabases } from './helpers/chaos-db.js';
+import { startSeededGateway } from './helpers/seeded-gateway.js';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.js';
 import { sleep, waitUntil } from './helpers/http-client.js';
 import {
   sendUntilAnswered,
@@ -18,7 +12,7 @@ import {
   type KeyedRecord,
   type KeyedRequest,
 } from './helpers/retrying-client.js';
-import { addSubscriber, ledgerVerify, seedTenants, type Tenants } from './helpers/tenants.js';
+import { addSubscriber, ledgerVerify, type Tenants } from './helpers/tenants.js';
 
 /**
  * SPEC §2.1 and §2.4 under `kill -9`: the gateway runs as a production process and is killed
@@ -31,7 +25,6 @@ const CRASHES = 3;
 const WORKERS = 8;
 const BALANCE = 50_000_000;
 
-let databaseUrl: string;
 let db: pg.Client;
 let env: Record<string, string>;
 let gateway: GatewayProcess;
@@ -40,17 +33,10 @@ let tenants: Tenants;
 let poorMsisdn: string;
 
 beforeAll(async () => {
-  await ensureBuilt();
-  databaseUrl = await freshDatabase('crash');
-  db = new pg.Client({ connectionString: databaseUrl, application_name: 'dcb-chaos-test' });
-  await db.connect();
-  adminKey = await createAdminKeyWithCli(databaseUrl);
-  env = gatewayEnv({ databaseUrl, redisUrl: inject('redisUrl'), port: await freePort() });
-  gateway = await startGateway(env);
-  tenants = await seedTenants(gateway.baseUrl, adminKey, {
+  ({ db, env, gateway, adminKey, tenants } = await startSeededGateway('crash', {
     subscribers: 24,
     balance: String(BALANCE),
-  });
+  }));
   // A subscriber with nothing on the account: its charges are denied, and denials are exactly-once too.
   poorMsisdn = await addSubscriber(gateway.baseUrl, tenants.carrier.key, '0');
 });

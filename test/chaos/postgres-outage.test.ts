@@ -1,14 +1,14 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mapDbError } from '../../src/db/errors.js';
 import { createPool } from '../../src/db/pool.js';
 import { withTransaction } from '../../src/db/transaction.js';
 import { createLogger } from '../../src/logger.js';
 import { createHarness, newAdminKey, type Harness } from '../helpers/harness.js';
-import { dropFreshDatabases, freshDatabase } from './helpers/chaos-db.js';
+import { dropFreshDatabases, openFreshDatabase } from './helpers/chaos-db.js';
 import { bearerHeaders, call, ConnectionLost, sleep, type Answer } from './helpers/http-client.js';
 import { sendUntilAnswered, type KeyedRequest } from './helpers/retrying-client.js';
 import { ledgerVerify, seedTenants, type Tenants } from './helpers/tenants.js';
@@ -32,9 +32,7 @@ let adminKey: string;
 let tenants: Tenants;
 
 beforeAll(async () => {
-  databaseUrl = await freshDatabase('pgoutage');
-  db = new pg.Client({ connectionString: databaseUrl, application_name: 'dcb-chaos-test' });
-  await db.connect();
+  ({ databaseUrl, db } = await openFreshDatabase('pgoutage'));
   proxy = TcpProxy.for(databaseUrl, 5432);
   await proxy.start();
   h = await createHarness({

@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createHarness, newAdminKey, type Harness } from '../helpers/harness.js';
-import { dropFreshDatabases, freshDatabase } from './helpers/chaos-db.js';
+import { dropFreshDatabases, openFreshDatabase } from './helpers/chaos-db.js';
 import {
   bearerHeaders,
   call,
@@ -33,9 +33,7 @@ let baseUrl: string;
 let tenants: Tenants;
 
 beforeAll(async () => {
-  databaseUrl = await freshDatabase('redisoutage');
-  db = new pg.Client({ connectionString: databaseUrl, application_name: 'dcb-chaos-test' });
-  await db.connect();
+  ({ databaseUrl, db } = await openFreshDatabase('redisoutage'));
   proxy = TcpProxy.for(inject('redisUrl'), 6379);
   await proxy.start();
   h = await createHarness({

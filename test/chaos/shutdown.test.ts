@@ -1,18 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEmbeddedPostgres } from '../../src/db/embedded.js';
-import { dropFreshDatabases, freshDatabase } from './helpers/chaos-db.js';
-import {
-  createAdminKeyWithCli,
-  ensureBuilt,
-  freePort,
-  gatewayEnv,
-  startGateway,
-  type GatewayProcess,
-} from './helpers/gateway-process.js';
+import { dropFreshDatabases } from './helpers/chaos-db.js';
+import { startSeededGateway } from './helpers/seeded-gateway.js';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.js';
 import { bearerHeaders, call, ConnectionLost, sleep, waitUntil } from './helpers/http-client.js';
-import { ledgerVerify, seedTenants, type Tenants } from './helpers/tenants.js';
+import { ledgerVerify, type Tenants } from './helpers/tenants.js';
 
 /**
  * SPEC §8: SIGTERM drains. Requests the gateway has accepted finish and are answered; new
@@ -29,14 +23,10 @@ let adminKey: string;
 let tenants: Tenants;
 
 beforeAll(async () => {
-  await ensureBuilt();
-  databaseUrl = await freshDatabase('shutdown');
-  db = new pg.Client({ connectionString: databaseUrl, application_name: 'dcb-chaos-test' });
-  await db.connect();
-  adminKey = await createAdminKeyWithCli(databaseUrl);
-  env = gatewayEnv({ databaseUrl, redisUrl: inject('redisUrl'), port: await freePort() });
-  gateway = await startGateway(env);
-  tenants = await seedTenants(gateway.baseUrl, adminKey, { subscribers: 9, balance: '10000000' });
+  ({ databaseUrl, db, env, gateway, adminKey, tenants } = await startSeededGateway('shutdown', {
+    subscribers: 9,
+    balance: '10000000',
+  }));
 });
 
 afterAll(async () => {

@@ -53,3 +53,13 @@ export async function rowCounts(db: pg.ClientBase): Promise<Record<string, numbe
   const counts = await db.query<{ t: string; n: number }>(select);
   return Object.fromEntries(counts.rows.map((r) => [r.t, r.n]));
 }
+
+/** A fresh database (as `freshDatabase`) and a client on it, for the test's own queries. */
+export async function openFreshDatabase(
+  label: string,
+): Promise<{ databaseUrl: string; db: pg.Client }> {
+  const databaseUrl = await freshDatabase(label);
+  const db = new pg.Client({ connectionString: databaseUrl, application_name: 'dcb-chaos-test' });
+  await db.connect();
+  return { databaseUrl, db };
+}
