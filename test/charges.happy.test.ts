@@ -15,6 +15,15 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
+/** A merchant's reservation of `amount` on a new subscriber holding 50,000 VND. */
+async function reservation(amount: string) {
+  const carrier = await newCarrier(h);
+  const merchant = await newMerchant(h);
+  const sub = await newSubscriber(h, carrier, { balance: '50000' });
+  const reserved = await charge(h, merchant, { msisdn: sub.msisdn, amount, capture: false });
+  return { merchant, sub, reserved };
+}
+
 function post(path: string, key: string, body?: object) {
   const req = h.http.post(path).set(bearer(key)).set('Idempotency-Key', `k-${Math.random()}`);
   return body ? req.send(body) : req;
@@ -59,14 +68,7 @@ describe('charges: the happy paths', () => {
   });
 
   it('reserve → partial capture takes part and releases the rest', async () => {
-    const carrier = await newCarrier(h);
-    const merchant = await newMerchant(h);
-    const sub = await newSubscriber(h, carrier, { balance: '50000' });
-    const reserved = await charge(h, merchant, {
-      msisdn: sub.msisdn,
-      amount: '20000',
-      capture: false,
-    });
+    const { merchant, sub, reserved } = await reservation('20000');
     expect(reserved.status).toBe(201);
     expect(reserved.body.status).toBe('reserved');
     expect(reserved.body.split).toBeNull();
@@ -96,14 +98,7 @@ describe('charges: the happy paths', () => {
   });
 
   it('capture may not take more than was reserved', async () => {
-    const carrier = await newCarrier(h);
-    const merchant = await newMerchant(h);
-    const sub = await newSubscriber(h, carrier, { balance: '50000' });
-    const reserved = await charge(h, merchant, {
-      msisdn: sub.msisdn,
-      amount: '20000',
-      capture: false,
-    });
+    const { merchant, sub, reserved } = await reservation('20000');
     const over = await post(`/v1/charges/${reserved.body.id}/capture`, merchant.key, {
       amount: '20001',
     });
@@ -117,14 +112,7 @@ describe('charges: the happy paths', () => {
   });
 
   it('reserve → cancel releases the hold; capture after cancel is 409 invalid_state', async () => {
-    const carrier = await newCarrier(h);
-    const merchant = await newMerchant(h);
-    const sub = await newSubscriber(h, carrier, { balance: '50000' });
-    const reserved = await charge(h, merchant, {
-      msisdn: sub.msisdn,
-      amount: '20000',
-      capture: false,
-    });
+    const { merchant, sub, reserved } = await reservation('20000');
     const cancelled = await post(`/v1/charges/${reserved.body.id}/cancel`, merchant.key);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({
@@ -148,14 +136,7 @@ describe('charges: the happy paths', () => {
   });
 
   it('reserve → expiry: the sweeper cancels it with reason expired, by database time', async () => {
-    const carrier = await newCarrier(h);
-    const merchant = await newMerchant(h);
-    const sub = await newSubscriber(h, carrier, { balance: '50000' });
-    const reserved = await charge(h, merchant, {
-      msisdn: sub.msisdn,
-      amount: '7000',
-      capture: false,
-    });
+    const { merchant, sub, reserved } = await reservation('7000');
     await h.c.pool.query(
       `UPDATE charges SET reserved_until = now() - interval '1 second' WHERE id = $1`,
       [reserved.body.id],
