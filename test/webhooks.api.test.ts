@@ -5,6 +5,7 @@ import {
   chargeData,
   dispatcherFor,
   emit,
+  emitChargeEvent,
   fakeChargeId,
   setEndpoint,
   startReceiver,
@@ -207,14 +208,7 @@ describe('events API', () => {
     const a = await newMerchant(h);
     const b = await newMerchant(h);
     await setEndpoint(h, b.key, 'https://b.example/hooks');
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      a.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId } = await emitChargeEvent(h, a.id, 'succeeded');
 
     expect((await h.http.get(`/v1/events/${eventId}`).set(bearer(a.key))).status).toBe(200);
     const read = await h.http.get(`/v1/events/${eventId}`).set(bearer(b.key));
@@ -271,14 +265,7 @@ describe('events API', () => {
 
   it('stores the events of a merchant without a webhook URL as skipped, visible in the API, and does not deliver them', async () => {
     const m = await newMerchant(h);
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.cancelled',
-      chargeId,
-      chargeData(chargeId, 'cancelled'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'cancelled');
     const d = dispatcherFor(h, [m.id]);
     try {
       expect(await d.runOnce()).toBe(0);
@@ -299,14 +286,7 @@ describe('events API', () => {
     const m = await newMerchant(h);
     const r = await receiver();
     await setEndpoint(h, m.key, r.url);
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'succeeded');
     const d = dispatcherFor(h, [m.id]);
     try {
       expect(await d.runOnce()).toBe(1);
@@ -329,14 +309,7 @@ describe('events API', () => {
   it('redeliver answers 409 invalid_state while an attempt is in flight', async () => {
     const m = await newMerchant(h);
     await setEndpoint(h, m.key, 'https://shop.example/hooks');
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'succeeded');
     await h.c.pool.query(
       `UPDATE events SET delivery_status = 'delivering', lease_id = 'other',
               next_attempt_at = now() + interval '1 minute' WHERE id = $1`,

@@ -12,6 +12,7 @@ import {
   chargeData,
   dispatcherFor,
   emit,
+  emitChargeEvent,
   fakeChargeId,
   setEndpoint,
   startReceiver,
@@ -192,8 +193,7 @@ describe('webhook delivery', () => {
 
   it('loses nothing across a crash: an event committed while no dispatcher runs is delivered when one starts', async () => {
     const { m, r } = await merchantWithReceiver();
-    const chargeId = fakeChargeId();
-    const eventId = await emit(h, m.id, 'charge.denied', chargeId, chargeData(chargeId, 'denied'));
+    const { eventId } = await emitChargeEvent(h, m.id, 'denied');
     expect((await eventRow(eventId)).delivery_status).toBe('pending');
 
     const d = dispatcherFor(h, [m.id]);
@@ -208,14 +208,7 @@ describe('webhook delivery', () => {
 
   it('a dispatcher that crashed after claiming holds the event only until its lease ends; then it is delivered once', async () => {
     const { m, r } = await merchantWithReceiver();
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.reserved',
-      chargeId,
-      chargeData(chargeId, 'reserved'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'reserved');
     // The claim a dispatcher makes before POSTing, with nothing after it.
     await withTransaction(h.c.pool, async (tx) => {
       const due = await lockDueEvents(tx, { limit: 10, merchantIds: [m.id] });
@@ -324,14 +317,7 @@ describe('webhook delivery', () => {
 
   it('retries for at least 24 hours after the schedule runs out, then marks the event failed', async () => {
     const { m, r } = await merchantWithReceiver(() => 500);
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'succeeded');
     const d = dispatcherFor(h, [m.id], { retryScheduleMs: [0] });
     try {
       expect(await d.runOnce()).toBe(1); // first attempt; the schedule's one retry is due at once
@@ -367,14 +353,7 @@ describe('webhook delivery', () => {
 
   it('spreads retries with jitter below the scheduled delay', async () => {
     const { m } = await merchantWithReceiver(() => 500);
-    const chargeId = fakeChargeId();
-    const eventId = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId } = await emitChargeEvent(h, m.id, 'succeeded');
     const d = dispatcherFor(h, [m.id], { retryScheduleMs: [600_000], random: () => 0.5 });
     try {
       expect(await d.runOnce()).toBe(1);
@@ -391,14 +370,7 @@ describe('webhook delivery', () => {
 
   it('a 410 disables the endpoint: later events are skipped until the URL is set again', async () => {
     const { m, r } = await merchantWithReceiver(() => 410);
-    const first = fakeChargeId();
-    const goneEvent = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      first,
-      chargeData(first, 'succeeded'),
-    );
+    const { eventId: goneEvent } = await emitChargeEvent(h, m.id, 'succeeded');
     const d = dispatcherFor(h, [m.id]);
     try {
       expect(await d.runOnce()).toBe(1);
@@ -415,14 +387,7 @@ describe('webhook delivery', () => {
       );
       expect(audit.rows).toEqual([{ actor_type: 'system', actor_id: 'webhook-dispatcher' }]);
 
-      const second = fakeChargeId();
-      const skipped = await emit(
-        h,
-        m.id,
-        'charge.reserved',
-        second,
-        chargeData(second, 'reserved'),
-      );
+      const { eventId: skipped } = await emitChargeEvent(h, m.id, 'reserved');
       // Born skipped: the dispatcher has nothing to do.
       expect(await eventRow(skipped)).toMatchObject({ delivery_status: 'skipped', attempts: 0 });
       expect(await d.runOnce()).toBe(0);
@@ -430,8 +395,7 @@ describe('webhook delivery', () => {
 
       r.respond = () => 200;
       await setEndpoint(h, m.key, r.url);
-      const third = fakeChargeId();
-      const later = await emit(h, m.id, 'charge.succeeded', third, chargeData(third, 'succeeded'));
+      const { eventId: later } = await emitChargeEvent(h, m.id, 'succeeded');
       expect(await d.runOnce()).toBe(1);
       expect(r.countsById().get(later)).toBe(1);
       expect(r.countsById().has(skipped)).toBe(false);
@@ -448,14 +412,7 @@ describe('webhook delivery', () => {
 
   it('skips an event whose endpoint was disabled after the event was written', async () => {
     const { m, r } = await merchantWithReceiver();
-    const chargeId = fakeChargeId();
-    const queued = await emit(
-      h,
-      m.id,
-      'charge.succeeded',
-      chargeId,
-      chargeData(chargeId, 'succeeded'),
-    );
+    const { eventId: queued } = await emitChargeEvent(h, m.id, 'succeeded');
     expect(await eventRow(queued)).toMatchObject({ delivery_status: 'pending' });
     await h.c.pool.query(`UPDATE merchants SET webhook_status = 'disabled' WHERE id = $1`, [m.id]);
     const d = dispatcherFor(h, [m.id]);

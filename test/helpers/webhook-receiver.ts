@@ -124,6 +124,23 @@ export function emit(
   return withTransaction(h.c.pool, (tx) => insertEvent(tx, { merchantId, type, subjectId, data }));
 }
 
+/** A new charge id and one event about it whose type is `charge.<status>`. */
+export async function emitChargeEvent(
+  h: Harness,
+  merchantId: string,
+  status: 'succeeded' | 'reserved' | 'pending_validation' | 'denied' | 'cancelled',
+): Promise<{ eventId: string; chargeId: string }> {
+  const chargeId = fakeChargeId();
+  const eventId = await emit(
+    h,
+    merchantId,
+    `charge.${status}`,
+    chargeId,
+    chargeData(chargeId, status),
+  );
+  return { eventId, chargeId };
+}
+
 /**
  * A dispatcher on the harness's pool limited to the given merchants (other test files share the
  * database), retrying immediately unless told otherwise.
