@@ -35,13 +35,13 @@ export function perTransactionDenial(
   return null;
 }
 
-/** Whether the carrier caps the subscriber's daily or monthly spend (counted in the transaction). */
-export function spendCapsApply(
+/** The carrier's daily and monthly caps on the subscriber's spend, or null when it sets neither. */
+export function spendCaps(
   carrier: CarrierRow,
   subscriber: Pick<SubscriberRow, 'funding_type'>,
-): boolean {
-  const caps = carrierLimits(carrier)[subscriber.funding_type];
-  return caps.daily_max !== null || caps.monthly_max !== null;
+): { daily_max: bigint | null; monthly_max: bigint | null } | null {
+  const { daily_max, monthly_max } = carrierLimits(carrier)[subscriber.funding_type];
+  return daily_max === null && monthly_max === null ? null : { daily_max, monthly_max };
 }
 
 /**
@@ -56,8 +56,8 @@ export async function spendLimitDenial(
   amount: bigint,
 ): Promise<DenialCode | null> {
   const { carrier, subscriber } = parties;
-  if (!spendCapsApply(carrier, subscriber)) return null;
-  const caps = carrierLimits(carrier)[subscriber.funding_type];
+  const caps = spendCaps(carrier, subscriber);
+  if (!caps) return null;
   await lockSubscriberAccount(tx, subscriber.account_id);
   const spent = await subscriberSpend(tx, subscriber.id, carrier.timezone);
   if (caps.daily_max !== null && spent.today + amount > caps.daily_max)

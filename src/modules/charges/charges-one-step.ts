@@ -14,9 +14,8 @@ import {
 } from '../idempotency/idempotency-service.js';
 import { prepareDebitJournal } from '../ledger/ledger-service.js';
 import type { DebitJournal } from '../ledger/ledger-types.js';
-import { carrierLimits } from '../carriers/carriers-types.js';
 import { splitRevenue } from '../money/money.js';
-import { spendCapsApply } from './charges-limits.js';
+import { spendCaps } from './charges-limits.js';
 import * as repo from './charges-repo.js';
 import {
   captureLegs,
@@ -137,16 +136,20 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
       status: 201,
       body: view,
     }));
-    const caps = carrierLimits(a.carrier)[a.subscriber.funding_type];
-    const spendCaps = spendCapsApply(a.carrier, a.subscriber)
-      ? {
-          subscriberId: a.subscriber.id,
-          timezone: a.carrier.timezone,
-          dailyMax: caps.daily_max,
-          monthlyMax: caps.monthly_max,
-        }
-      : undefined;
-    const answer = await execute(a, journal, succeeded, spendCaps);
+    const caps = spendCaps(a.carrier, a.subscriber);
+    const answer = await execute(
+      a,
+      journal,
+      succeeded,
+      caps
+        ? {
+            subscriberId: a.subscriber.id,
+            timezone: a.carrier.timezone,
+            dailyMax: caps.daily_max,
+            monthlyMax: caps.monthly_max,
+          }
+        : undefined,
+    );
     // Another request with this key may run between the two statements: the second then
     // finds its answer and replays it.
     return typeof answer === 'string' ? deny(answer) : answer;
