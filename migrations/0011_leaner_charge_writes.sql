@@ -57,6 +57,20 @@ RETURNS TABLE (today bigint, month bigint) LANGUAGE sql STABLE AS $$
     FROM c
 $$;
 
+-- The cap a new charge of p_amount would pass ('limit_daily_exceeded' or
+-- 'limit_monthly_exceeded', checked in that order), or NULL; a null maximum is no cap. The caller
+-- holds the subscriber's account row lock, so charges of one subscriber are counted one after
+-- another. Used by the one-step charge below and by the transactional path (charges-limits).
+CREATE FUNCTION spend_cap_exceeded(p_subscriber_id text, p_timezone text, p_amount bigint,
+                                   p_daily_max bigint, p_monthly_max bigint)
+RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN p_daily_max IS NOT NULL AND s.today + p_amount > p_daily_max
+                THEN 'limit_daily_exceeded'
+              WHEN p_monthly_max IS NOT NULL AND s.month + p_amount > p_monthly_max
+                THEN 'limit_monthly_exceeded' END
+    FROM subscriber_spend(p_subscriber_id, p_timezone, now(), NULL) AS s
+$$;
+
 -- How much earlier than its own transaction a charge may be stamped. A one-step charge is dated by
 -- the gateway's clock when its answer is built, a moment before the statement that writes it
 -- starts; settlement (settlements-repo lateHorizon) counts on every row a close cannot see yet
@@ -89,7 +103,7 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
   v_caps jsonb := p_record->'spend_caps';
-  v_spent record;
+  v_cap text;
 BEGIN
   -- The lock idempotency-repo lockAndFind takes: one request per key at a time.
   IF NOT pg_try_advisory_xact_lock(hashtextextended(p_owner_id || E'\x1f' || p_key, 7)) THEN
@@ -111,18 +125,10 @@ BEGIN
 
   IF p_debit_amount IS NOT NULL AND v_caps IS NOT NULL THEN
     PERFORM 1 FROM ledger_accounts WHERE id = p_debit_account FOR UPDATE;
-    SELECT * INTO v_spent
-      FROM subscriber_spend(v_caps->>'subscriber_id', v_caps->>'timezone', now(), NULL);
-    IF v_caps->>'daily_max' IS NOT NULL
-       AND v_spent.today + p_debit_amount > (v_caps->>'daily_max')::bigint THEN
-      RETURN QUERY SELECT 'limit_daily_exceeded'::text, NULL::text, NULL::integer, NULL::text,
-                          NULL::text;
-      RETURN;
-    END IF;
-    IF v_caps->>'monthly_max' IS NOT NULL
-       AND v_spent.month + p_debit_amount > (v_caps->>'monthly_max')::bigint THEN
-      RETURN QUERY SELECT 'limit_monthly_exceeded'::text, NULL::text, NULL::integer, NULL::text,
-                          NULL::text;
+    v_cap := spend_cap_exceeded(v_caps->>'subscriber_id', v_caps->>'timezone', p_debit_amount,
+                                (v_caps->>'daily_max')::bigint, (v_caps->>'monthly_max')::bigint);
+    IF v_cap IS NOT NULL THEN
+      RETURN QUERY SELECT v_cap, NULL::text, NULL::integer, NULL::text, NULL::text;
       RETURN;
     END IF;
   END IF;
@@ -184,8 +190,8 @@ BEGIN
 END $$;
 
 -- Down Migration
--- execute_one_step_charge, event_delivery_status, subscriber_spend and charge_stamp_tolerance
--- stay: they work on the older schema too.
+-- execute_one_step_charge, event_delivery_status, subscriber_spend, spend_cap_exceeded and
+-- charge_stamp_tolerance stay: they work on the older schema too.
 ALTER TABLE ledger_balance_deltas ADD CONSTRAINT ledger_balance_deltas_account_id_fkey
   FOREIGN KEY (account_id) REFERENCES ledger_accounts (id);
 CREATE INDEX events_subject_idx ON events (subject_id, sequence);

@@ -1,9 +1,8 @@
 import type { PoolClient } from '../../db/pool.js';
 import { carrierLimits, type CarrierRow } from '../carriers/carriers-types.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
-import { subscriberSpend } from '../subscribers/subscribers-repo.js';
 import type { SubscriberRow } from '../subscribers/subscribers-types.js';
-import { lockSubscriberAccount } from './charges-repo.js';
+import { lockSubscriberAccount, spendCapExceeded } from './charges-repo.js';
 import type { DenialCode } from './charges-types.js';
 
 export interface LimitParties {
@@ -59,10 +58,11 @@ export async function spendLimitDenial(
   const caps = spendCaps(carrier, subscriber);
   if (!caps) return null;
   await lockSubscriberAccount(tx, subscriber.account_id);
-  const spent = await subscriberSpend(tx, subscriber.id, carrier.timezone);
-  if (caps.daily_max !== null && spent.today + amount > caps.daily_max)
-    return 'limit_daily_exceeded';
-  if (caps.monthly_max !== null && spent.month + amount > caps.monthly_max)
-    return 'limit_monthly_exceeded';
-  return null;
+  return spendCapExceeded(tx, {
+    subscriberId: subscriber.id,
+    timezone: carrier.timezone,
+    amount,
+    dailyMax: caps.daily_max,
+    monthlyMax: caps.monthly_max,
+  });
 }

@@ -280,6 +280,33 @@ export async function lockExpiredConsents(db: Queryable, batch: number): Promise
  * earlier charge of the subscriber committed before computing spend. The same row is written by
  * the hold or posting that follows, so this only takes that lock a little earlier.
  */
+/**
+ * The daily or monthly cap a new charge of `amount` would pass, or null (spend_cap_exceeded,
+ * migration 0011: the one rule the one-step statement uses too). Call it holding the subscriber's
+ * account lock.
+ */
+export async function spendCapExceeded(
+  db: Queryable,
+  c: {
+    subscriberId: string;
+    timezone: string;
+    amount: bigint;
+    dailyMax: bigint | null;
+    monthlyMax: bigint | null;
+  },
+): Promise<'limit_daily_exceeded' | 'limit_monthly_exceeded' | null> {
+  const { rows } = await db.query<{
+    code: 'limit_daily_exceeded' | 'limit_monthly_exceeded' | null;
+  }>('SELECT spend_cap_exceeded($1, $2, $3::bigint, $4::bigint, $5::bigint) AS code', [
+    c.subscriberId,
+    c.timezone,
+    c.amount.toString(),
+    c.dailyMax?.toString() ?? null,
+    c.monthlyMax?.toString() ?? null,
+  ]);
+  return rows[0]!.code;
+}
+
 export async function lockSubscriberAccount(db: Queryable, accountId: string): Promise<void> {
   await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [accountId]);
 }
