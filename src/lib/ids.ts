@@ -16,7 +16,10 @@ export type IdPrefix =
   | 'acc'
   | 'txn'
   | 'sms'
-  | 'top';
+  | 'top'
+  | 'op'
+  | 'ses'
+  | 'port';
 
 let lastTime = 0;
 let lastRandom: Buffer = Buffer.alloc(10);
