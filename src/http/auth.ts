@@ -21,6 +21,8 @@ export function authenticate(
   brake: AuthFailureBrake,
 ): RequestHandler {
   return async (req, _res, next) => {
+    // Already resolved by an earlier authenticator (a console session).
+    if (req.auth) return next();
     await brake.check(req);
     const header = req.get('authorization');
     const match = header === undefined ? null : BEARER.exec(header);
@@ -62,6 +64,7 @@ export function actorOf(req: Request): Actor {
     type: auth.role,
     id: auth.ownerId,
     apiKeyId: auth.keyId,
+    operatorId: auth.operatorId,
     ip: req.ip ?? null,
     requestId: req.requestId,
   };

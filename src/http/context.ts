@@ -6,6 +6,10 @@ export interface AuthContext {
   role: Role;
   /** The merchant's or carrier's id; for admin and auditor keys, the key id itself. */
   ownerId: string;
+  /** The person acting: the operator a personal key or a console session belongs to; null for machine keys. */
+  operatorId: string | null;
+  /** The console session the request came with; absent for API keys. */
+  sessionId?: string;
 }
 
 /** Who did something, as recorded in audit events. */
@@ -13,6 +17,8 @@ export interface Actor {
   type: Role | 'system';
   id: string | null;
   apiKeyId: string | null;
+  /** The person who acted (SPEC §9.2); absent or null when a machine key or a worker did. */
+  operatorId?: string | null;
   ip: string | null;
   requestId: string | null;
 }

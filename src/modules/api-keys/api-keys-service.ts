@@ -167,7 +167,12 @@ export function createApiKeysService(deps: {
       if (cached) resolved.delete(hex);
       const row = await repo.findActiveKeyByHash(pool, hash);
       if (!row) return undefined;
-      const auth: AuthContext = { keyId: row.id, role: row.role, ownerId: row.owner_id ?? row.id };
+      const auth: AuthContext = {
+        keyId: row.id,
+        role: row.role,
+        ownerId: row.owner_id ?? row.id,
+        operatorId: null,
+      };
       remember(hex, auth);
       return auth;
     },
