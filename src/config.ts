@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseNetworks } from './lib/outbound-address.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -119,6 +120,24 @@ export const configSchema = z.object({
   SMS_TIMEOUT_MS: int(100, 60_000)
     .default(5000)
     .describe('How long one SMS hand-off to a carrier may take before it counts as failed, in ms.'),
+  SMS_PRIVATE_NETWORKS: z
+    .string()
+    .default('')
+    .refine(
+      (v) => {
+        try {
+          parseNetworks(v);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: 'a comma-separated list of CIDR ranges, e.g. 10.20.0.0/16,fd00:1::/64' },
+    )
+    .transform((v) => parseNetworks(v).map(([ip, bits]) => `${ip.toString()}/${bits}`))
+    .describe(
+      'Private ranges (CIDR, comma-separated) a carrier sms_url may reach outside sandbox, e.g. a carrier interconnect. Default none: only public unicast addresses, as for webhooks.',
+    ),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000)
     .default(15_000)
     .describe('How long SIGTERM waits for in-flight requests before closing anyway.'),

@@ -61,6 +61,14 @@ import {
   createRateLimitService,
   type RateLimitService,
 } from './modules/rate-limit/rate-limit-service.js';
+import {
+  anyAddress,
+  isPublicUnicast,
+  parseNetworks,
+  publicOrWithin,
+  systemResolveHost,
+  type ResolveHost,
+} from './lib/outbound-address.js';
 
 export interface Infrastructure {
   config: Config;
@@ -74,6 +82,8 @@ export interface Infrastructure {
   bulkPool?: Pool;
   logger: Logger;
   metrics: Metrics;
+  /** Resolves hosts of outbound URLs (webhooks, carrier SMS); default: the system resolver. */
+  resolveHost?: ResolveHost;
 }
 
 export interface Container extends Infrastructure {
@@ -127,6 +137,18 @@ export function createContainer(infra: Infrastructure): Container {
     otpSecret: resolveOtpSecret(config, infra.logger),
   });
   const bulkPool = infra.bulkPool ?? pool;
+  // SPEC §10: outside sandbox, tenants' URLs lead to public unicast addresses only.
+  const resolveHost = infra.resolveHost ?? systemResolveHost;
+  const webhookTarget = {
+    allows: config.SANDBOX ? anyAddress : isPublicUnicast,
+    resolve: resolveHost,
+  };
+  const smsTarget = {
+    allows: config.SANDBOX
+      ? anyAddress
+      : publicOrWithin(parseNetworks(config.SMS_PRIVATE_NETWORKS.join(','))),
+    resolve: resolveHost,
+  };
   const settlements = createSettlementsService({
     pool: bulkPool,
     ledger,
@@ -144,10 +166,10 @@ export function createContainer(infra: Infrastructure): Container {
     search: createSearchService({ pool }),
     apiKeys: createApiKeysService({ pool, cacheMs: config.API_KEY_CACHE_MS }),
     audit: createAuditService({ pool }),
-    carriers: createCarriersService({ pool }),
-    merchants: createMerchantsService({ pool, sandbox: config.SANDBOX }),
+    carriers: createCarriersService({ pool, smsTarget }),
+    merchants: createMerchantsService({ pool, webhookTarget }),
     events: createEventsService({ pool }),
-    webhookEndpoints: createWebhookEndpointService({ pool, sandbox: config.SANDBOX }),
+    webhookEndpoints: createWebhookEndpointService({ pool, webhookTarget }),
     settlements,
     reconciliations: createReconciliationsService({
       pool: bulkPool,
@@ -169,6 +191,8 @@ export function createContainer(infra: Infrastructure): Container {
         metrics: infra.metrics,
         sandbox: config.SANDBOX,
         timeoutMs: config.SMS_TIMEOUT_MS,
+        allowAddress: smsTarget.allows,
+        resolveHost,
       }),
       createWebhookDispatcher({
         pool,
@@ -176,6 +200,8 @@ export function createContainer(infra: Infrastructure): Container {
         metrics: infra.metrics,
         sandbox: config.SANDBOX,
         timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        allowAddress: webhookTarget.allows,
+        resolveHost,
         retryScheduleMs: config.WEBHOOK_RETRY_SCHEDULE_SECONDS.map((s) => s * 1000),
       }),
     ],

@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   invalid_cursor: 400,
   idempotency_key_missing: 400,
   idempotency_key_invalid: 400,
+  /** An outbound URL (webhook, carrier SMS) that leads to a non-public address or scheme. */
+  url_not_allowed: 400,
   // 401 / 402 / 403 / 404
   unauthenticated: 401,
   payment_denied: 402,

@@ -21,6 +21,8 @@ beforeAll(async () => {
       SANDBOX: 'false',
       OTP_HASH_SECRET: `test-otp-secret-${randomSuffix()}-${randomSuffix()}-${randomSuffix()}`,
       SMS_TIMEOUT_MS: '300',
+      // The carrier here is a loopback receiver, allowed as an operator-named private network.
+      SMS_PRIVATE_NETWORKS: '127.0.0.0/8',
       RATE_LIMIT_MSISDN_PER_MINUTE: '100000',
     },
   });

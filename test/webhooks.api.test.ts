@@ -133,7 +133,7 @@ describe('webhook endpoint', () => {
     ]) {
       const res = await prod.http.put('/v1/webhook-endpoint').set(bearer(m.key)).send({ url });
       expect(res.status, url).toBe(400);
-      expect(res.body).toMatchObject({ code: 'validation_failed', param: 'url' });
+      expect(res.body).toMatchObject({ code: 'url_not_allowed', param: 'url' });
     }
     expect((await prod.http.get('/v1/webhook-endpoint').set(bearer(m.key))).status).toBe(404);
     const ok = await prod.http

@@ -7,6 +7,7 @@ import './context.js';
 const TITLES: Partial<Record<ErrorCode, string>> = {
   validation_failed: 'Request validation failed',
   invalid_amount: 'Invalid amount',
+  url_not_allowed: 'URL not allowed',
   unauthenticated: 'Authentication required',
   forbidden: 'Forbidden',
   not_found: 'Not found',

@@ -10,6 +10,7 @@ import { createContainer, type Container } from '../../src/container.js';
 import { createPool } from '../../src/db/pool.js';
 import { withTransaction } from '../../src/db/transaction.js';
 import { SYSTEM_ACTOR } from '../../src/http/context.js';
+import type { ResolveHost } from '../../src/lib/outbound-address.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 
@@ -34,6 +35,8 @@ export interface HarnessOptions {
   databaseUrl?: string;
   /** Adjusts the container before the app is built (e.g. a shorter limit policy). */
   configure?: (c: Container) => void;
+  /** Resolves the hosts of outbound URLs (a test's own DNS); default: the system resolver. */
+  resolveHost?: ResolveHost;
 }
 
 /** The real app on the run's database and the local Redis; each call has its own pool and metrics. */
@@ -98,6 +101,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     redis,
     logger,
     metrics: createMetrics({ defaultMetrics: false }),
+    ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
   });
   options.configure?.(c);
   const app = buildApp(c, { validateResponses: true });

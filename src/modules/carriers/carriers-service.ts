@@ -5,6 +5,7 @@ import { pgCode } from '../../db/errors.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
+import { assertOutboundUrl, type OutboundTarget } from '../../lib/outbound-url.js';
 import { currencyExponent, parseAmount } from '../money/money.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import * as repo from './carriers-repo.js';
@@ -82,8 +83,17 @@ function limitColumns(
   return out;
 }
 
-export function createCarriersService(deps: { pool: Pool }): CarriersService {
-  const { pool } = deps;
+export function createCarriersService(deps: {
+  pool: Pool;
+  /** Where an sms_url may lead. */
+  smsTarget: OutboundTarget;
+}): CarriersService {
+  const { pool, smsTarget } = deps;
+
+  /** Judged before any transaction: resolving the host must not hold a row lock. */
+  async function smsUrl(raw: string | null | undefined): Promise<string | null | undefined> {
+    return typeof raw === 'string' ? assertOutboundUrl(raw, smsTarget, 'sms_url') : raw;
+  }
 
   async function getRow(id: string) {
     const row = await repo.findCarrier(pool, id);
@@ -115,6 +125,7 @@ export function createCarriersService(deps: { pool: Pool }): CarriersService {
         input.otp_threshold === undefined || input.otp_threshold === null
           ? null
           : parseAmount(input.otp_threshold, input.currency, 'otp_threshold').toString();
+      const sms = await smsUrl(input.sms_url);
       try {
         return await withTransaction(pool, async (tx) => {
           const row = await repo.insertCarrier(tx, {
@@ -126,7 +137,7 @@ export function createCarriersService(deps: { pool: Pool }): CarriersService {
             revenue_share_bps: input.revenue_share_bps,
             ...limits,
             otp_threshold: otp,
-            sms_url: input.sms_url ?? null,
+            sms_url: sms ?? null,
           });
           await insertAuditEvent(tx, actor, {
             action: 'carrier.created',
@@ -159,14 +170,15 @@ export function createCarriersService(deps: { pool: Pool }): CarriersService {
       return toPage(rows, filter.limit, toCarrierView);
     },
 
-    updateCarrier: (actor, id, input) =>
-      withTransaction(pool, async (tx) => {
+    async updateCarrier(actor, id, input) {
+      const sms = await smsUrl(input.sms_url);
+      return withTransaction(pool, async (tx) => {
         const current = await repo.findCarrierForUpdate(tx, id);
         if (!current) throw new AppError('not_found', `No carrier ${id}.`);
         const changes: repo.CarrierChanges = {
           name: input.name,
           revenue_share_bps: input.revenue_share_bps,
-          sms_url: input.sms_url,
+          sms_url: sms,
           ...limitColumns(current.currency, input.limits),
         };
         if (input.otp_threshold !== undefined) {
@@ -187,7 +199,8 @@ export function createCarriersService(deps: { pool: Pool }): CarriersService {
           },
         });
         return toCarrierView(row);
-      }),
+      });
+    },
 
     setCarrierStatus: (actor, id, status) =>
       withTransaction(pool, async (tx) => {

@@ -1,5 +1,11 @@
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
+import {
+  anyAddress,
+  isPublicUnicast,
+  type AddressPolicy,
+  type ResolveHost,
+} from '../../lib/outbound-address.js';
 import { SYSTEM_ACTOR } from '../../http/context.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
@@ -28,8 +34,12 @@ export interface WebhookDispatcherOptions {
   pool: Pool;
   logger: Logger;
   metrics: Pick<Metrics, 'webhookDeliveries'>;
-  /** Sandbox mode allows loopback and private receivers. */
+  /** Sandbox mode allows loopback and private receivers; otherwise only public unicast. */
   sandbox: boolean;
+  /** Overrides the address policy `sandbox` implies (tests that need one receiver allowed). */
+  allowAddress?: AddressPolicy;
+  /** Resolves receiver names at connect time (default: the system resolver). */
+  resolveHost?: ResolveHost;
   timeoutMs: number;
   /** Base delay before each retry; each is jittered to a random fraction of itself. */
   retryScheduleMs?: readonly number[];
@@ -67,7 +77,8 @@ export function createWebhookDispatcher(options: WebhookDispatcherOptions): Webh
   const random = options.random ?? Math.random;
   const poster: WebhookPoster = createWebhookPoster({
     timeoutMs: options.timeoutMs,
-    allowNonPublic: options.sandbox,
+    allowAddress: options.allowAddress ?? (options.sandbox ? anyAddress : isPublicUnicast),
+    resolveHost: options.resolveHost,
   });
   const actor = SYSTEM_ACTOR('webhook-dispatcher');
 

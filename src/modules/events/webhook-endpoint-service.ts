@@ -2,7 +2,7 @@ import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
-import { assertWebhookUrl } from '../../lib/webhook-url.js';
+import { assertOutboundUrl, type OutboundTarget } from '../../lib/outbound-url.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import { newWebhookSecret } from '../merchants/merchants-service.js';
 import * as repo from './webhook-endpoint-repo.js';
@@ -38,13 +38,14 @@ function hostOf(url: string): string {
 
 export function createWebhookEndpointService(deps: {
   pool: Pool;
-  sandbox: boolean;
+  /** Where a webhook URL may lead. */
+  webhookTarget: OutboundTarget;
 }): WebhookEndpointService {
-  const { pool, sandbox } = deps;
+  const { pool, webhookTarget } = deps;
 
   return {
     async setEndpoint(actor, merchantId, rawUrl) {
-      const url = assertWebhookUrl(rawUrl, sandbox, 'url');
+      const url = await assertOutboundUrl(rawUrl, webhookTarget, 'url');
       return withTransaction(pool, async (tx) => {
         const current = await repo.findEndpointForUpdate(tx, merchantId);
         if (!current) throw new AppError('not_found', `No merchant ${merchantId}.`);

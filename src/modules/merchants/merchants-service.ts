@@ -5,7 +5,7 @@ import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
-import { assertWebhookUrl } from '../../lib/webhook-url.js';
+import { assertOutboundUrl, type OutboundTarget } from '../../lib/outbound-url.js';
 import { parseAmount } from '../money/money.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import * as repo from './merchants-repo.js';
@@ -58,13 +58,19 @@ function perTransactionMax(input: MerchantInput['per_transaction_max']) {
   };
 }
 
-export function createMerchantsService(deps: { pool: Pool; sandbox: boolean }): MerchantsService {
-  const { pool, sandbox } = deps;
+export function createMerchantsService(deps: {
+  pool: Pool;
+  /** Where a webhook_url may lead. */
+  webhookTarget: OutboundTarget;
+}): MerchantsService {
+  const { pool, webhookTarget } = deps;
 
   return {
     async createMerchant(actor, input) {
       const limit = perTransactionMax(input.per_transaction_max);
-      const webhookUrl = input.webhook_url ? assertWebhookUrl(input.webhook_url, sandbox) : null;
+      const webhookUrl = input.webhook_url
+        ? await assertOutboundUrl(input.webhook_url, webhookTarget, 'webhook_url')
+        : null;
       const secret = webhookUrl ? newWebhookSecret() : null;
       return withTransaction(pool, async (tx) => {
         const row = await repo.insertMerchant(tx, {
@@ -104,8 +110,13 @@ export function createMerchantsService(deps: { pool: Pool; sandbox: boolean }): 
       return toPage(rows, filter.limit, toMerchantView);
     },
 
-    updateMerchant: (actor, id, input) =>
-      withTransaction(pool, async (tx) => {
+    async updateMerchant(actor, id, input) {
+      // Judged before the transaction: resolving the host must not hold the merchant's row lock.
+      const webhookUrl =
+        typeof input.webhook_url === 'string'
+          ? await assertOutboundUrl(input.webhook_url, webhookTarget, 'webhook_url')
+          : input.webhook_url;
+      return withTransaction(pool, async (tx) => {
         const current = await repo.findMerchantForUpdate(tx, id);
         if (!current) throw new AppError('not_found', `No merchant ${id}.`);
         const changes: repo.MerchantChanges = {
@@ -116,8 +127,7 @@ export function createMerchantsService(deps: { pool: Pool; sandbox: boolean }): 
           ...perTransactionMax(input.per_transaction_max),
         };
         if (input.webhook_url !== undefined) {
-          changes.webhook_url =
-            input.webhook_url === null ? null : assertWebhookUrl(input.webhook_url, sandbox);
+          changes.webhook_url = webhookUrl;
           if (changes.webhook_url && !current.webhook_secret)
             changes.webhook_secret = newWebhookSecret();
         }
@@ -133,7 +143,8 @@ export function createMerchantsService(deps: { pool: Pool; sandbox: boolean }): 
           },
         });
         return toMerchantView(row);
-      }),
+      });
+    },
 
     setMerchantStatus: (actor, id, status) =>
       withTransaction(pool, async (tx) => {

@@ -2,6 +2,11 @@ import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { toPage, type Page } from '../../http/pagination.js';
 import { maskMsisdn } from '../../lib/msisdn.js';
+import {
+  isPublicUnicast,
+  type AddressPolicy,
+  type ResolveHost,
+} from '../../lib/outbound-address.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
 import { defaultLeaseMs, runOutboxPass } from '../../workers/outbox.js';
@@ -37,6 +42,10 @@ export interface SmsDispatcherOptions {
   metrics: Pick<Metrics, 'smsDeliveries'>;
   /** Sandbox mode: messages go to the sandbox sink (GET /v1/sandbox/sms), never to a carrier. */
   sandbox: boolean;
+  /** Which carrier addresses may be connected to (default: public unicast only). */
+  allowAddress?: AddressPolicy;
+  /** Resolves carrier names at connect time (default: the system resolver). */
+  resolveHost?: ResolveHost;
   timeoutMs: number;
   /** Base delay before each retry; each is jittered to between half and all of itself. */
   retryScheduleMs?: readonly number[];
@@ -68,8 +77,9 @@ function isPermanent(result: DeliveryResult): boolean {
  * the lease, so the carrier gets the message id as `Idempotency-Key` to drop duplicates.
  *
  * The message text (it carries a one-time code) is never logged; logs name the message id and a
- * masked number only. Carrier URLs are set by admins and may be private (carrier interconnects
- * usually are), so unlike merchant webhooks they are not restricted to public addresses.
+ * masked number only. Like webhooks, carrier URLs may lead only to public unicast addresses,
+ * checked on the address connected to; a private interconnect must be named by the operator
+ * (`SMS_PRIVATE_NETWORKS`), never by an API caller.
  */
 export function createSmsDispatcher(options: SmsDispatcherOptions): SmsDispatcher {
   const { pool, logger, metrics } = options;
@@ -77,7 +87,11 @@ export function createSmsDispatcher(options: SmsDispatcherOptions): SmsDispatche
   const leaseMs = options.leaseMs ?? defaultLeaseMs(options.timeoutMs);
   const batchSize = options.batchSize ?? 50;
   const random = options.random ?? Math.random;
-  const poster = createWebhookPoster({ timeoutMs: options.timeoutMs, allowNonPublic: true });
+  const poster = createWebhookPoster({
+    timeoutMs: options.timeoutMs,
+    allowAddress: options.allowAddress ?? isPublicUnicast,
+    resolveHost: options.resolveHost,
+  });
 
   async function claim(leaseId: string): Promise<{ send: repo.DueSms[]; handled: number }> {
     return withTransaction(pool, async (tx) => {
