@@ -320,9 +320,7 @@ describe('failed-authentication brake per client address', () => {
       (await h.http.get(LIST).set(bearer('not-a-key')).set('X-Forwarded-For', ip)).status,
     ).toBe(429);
     // Other addresses are not affected.
-    expect((await h.http.get(LIST).set(wrong).set('X-Forwarded-For', randomIp())).status).toBe(
-      401,
-    );
+    expect((await h.http.get(LIST).set(wrong).set('X-Forwarded-For', randomIp())).status).toBe(401);
 
     await sleep(Number(refused.headers['retry-after']) * 1000);
     expect((await h.http.get(LIST).set(wrong).set('X-Forwarded-For', ip)).status).toBe(401);
