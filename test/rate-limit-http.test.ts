@@ -218,7 +218,7 @@ describe('per-API-key limit', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) statuses.push((await h.http.get(LIST).set(bearer(admin))).status);
     expect(statuses).toEqual([200, 200, 429]);
-    const metrics = (await h.http.get('/metrics')).text;
+    const metrics = (await h.metricsHttp.get('/metrics')).text;
     expect(
       metric(metrics, 'rate_limit_decisions_total', {
         limiter: 'per_key',
