@@ -9,7 +9,13 @@ import {
   verifyLedger,
   type MerchantFixture,
 } from './helpers/factories.js';
-import { bearer, createHarness, newAdminKey, type Harness } from './helpers/harness.js';
+import {
+  bearer,
+  createHarness,
+  newAdminKey,
+  randomSuffix,
+  type Harness,
+} from './helpers/harness.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -197,9 +203,18 @@ describe('one-time codes: at most 5 wrong codes per number per 15 minutes, acros
                          now() - interval '14 minutes', now() - interval '14 minutes'], now())`,
       [sub.msisdn],
     );
-    expect(
-      (await confirm(h, merchant.key, pending[0]!.id, wrongCode(pending[0]!.code))).status,
-    ).toBe(422);
+    const key = `cf-${randomSuffix()}`;
+    const fifth = await confirm(h, merchant.key, pending[0]!.id, wrongCode(pending[0]!.code), key);
+    expect(fifth.status).toBe(422);
+    // A replay of that wrong code returns its stored answer and counts nothing again.
+    const replay = await confirm(h, merchant.key, pending[0]!.id, wrongCode(pending[0]!.code), key);
+    expect(replay.status).toBe(422);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    const { rows } = await h.c.pool.query<{ failures: number }>(
+      'SELECT cardinality(failed_at) AS failures FROM otp_number_failures WHERE msisdn = $1',
+      [sub.msisdn],
+    );
+    expect(rows).toEqual([{ failures: 5 }]);
     const refused = await confirm(h, merchant.key, pending[1]!.id, pending[1]!.code);
     expect(refused.status).toBe(402);
     expect(refused.body.code).toBe('otp_locked');
