@@ -235,3 +235,27 @@ describe('one-time codes: at most 5 wrong codes per number per 15 minutes, acros
     expect(ok.status, JSON.stringify(ok.body)).toBe(200);
   });
 });
+
+describe('the per-number count is kept no longer than it matters', () => {
+  it('the expiry worker deletes a number’s row once its last wrong code left the window, and no other', async () => {
+    const [quiet, recent] = ['+8491' + randomDigits(), '+8491' + randomDigits()];
+    await h.c.pool.query(
+      `INSERT INTO otp_number_failures (msisdn, failed_at, updated_at) VALUES
+         ($1, ARRAY[now() - interval '20 minutes'], now() - interval '20 minutes'),
+         ($2, ARRAY[now() - interval '20 minutes', now() - interval '1 minute'], now() - interval '1 minute')`,
+      [quiet, recent],
+    );
+    // A pass takes at most 100 rows: run until there is nothing left to do.
+    const worker = h.c.charges.expiryWorker();
+    for (let pass = 0; pass < 20 && (await worker.runOnce()) > 0; pass++);
+    const { rows } = await h.c.pool.query<{ msisdn: string }>(
+      'SELECT msisdn FROM otp_number_failures WHERE msisdn = ANY($1)',
+      [[quiet, recent]],
+    );
+    expect(rows.map((r) => r.msisdn)).toEqual([recent]);
+  });
+});
+
+function randomDigits(): string {
+  return String(Math.floor(Math.random() * 1e7)).padStart(7, '0');
+}
