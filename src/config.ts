@@ -56,7 +56,9 @@ export const configSchema = z.object({
     .describe('Charge attempts per subscriber (MSISDN) per minute, across all merchants.'),
   RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: int(1, 100_000)
     .default(20)
-    .describe('Failed authentications per client address per minute before it gets 429.'),
+    .describe(
+      'Failed authentications per client address per minute; further failures from it get 429 (a valid key from it is still accepted).',
+    ),
   RATE_LIMIT_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,40}$/)
