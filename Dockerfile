@@ -27,7 +27,8 @@ COPY --from=build /app/migrations ./migrations
 COPY --from=build /app/openapi.yaml /app/package.json ./
 RUN chown node:node /app
 USER node
-EXPOSE 8080
+# 8080: the API; 9464: Prometheus /metrics (bound to loopback unless METRICS_HOST says otherwise).
+EXPOSE 8080 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 CMD ["node", "dist/main.js"]

@@ -73,6 +73,8 @@ export function gatewayEnv(o: GatewayOptions): NodeJS.ProcessEnv {
     WORKERS_ENABLED: 'true',
     HOST: '127.0.0.1',
     PORT: String(o.port),
+    // A free port for the metrics listener, so a run never collides with another gateway's.
+    METRICS_PORT: '0',
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: o.redisUrl,
     RATE_LIMIT_KEY_PREFIX: `bench-${o.runId}`,

@@ -55,7 +55,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
       validateRequests: { allowUnknownQueryParameters: false, removeAdditional: false },
       validateResponses: options.validateResponses ? { removeAdditional: false } : false,
       validateSecurity: false,
-      ignorePaths: /^\/(healthz|readyz|metrics)$/,
+      ignorePaths: /^\/(healthz|readyz)$/,
     }),
   );
 

@@ -18,6 +18,16 @@ export const configSchema = z.object({
     .describe('Runtime mode; production turns off pretty output and sandbox defaults.'),
   HOST: z.string().min(1).default('0.0.0.0').describe('Interface the HTTP server binds to.'),
   PORT: int(0, 65535).default(8080).describe('HTTP port (0 picks a free one).'),
+  METRICS_HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe(
+      'Interface the Prometheus /metrics listener binds to; loopback by default, so only the host (or a sidecar) can scrape it. The public port does not serve /metrics.',
+    ),
+  METRICS_PORT: int(0, 65535)
+    .default(9464)
+    .describe('Port of the /metrics listener (0 picks a free one).'),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/ })
     .optional()
@@ -47,7 +57,9 @@ export const configSchema = z.object({
     .describe('Charge attempts per subscriber (MSISDN) per minute, across all merchants.'),
   RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: int(1, 100_000)
     .default(20)
-    .describe('Failed authentications per client address per minute before it gets 429.'),
+    .describe(
+      'Failed authentications per client address per minute; further failures from it get 429 (a valid key from it is still accepted).',
+    ),
   RATE_LIMIT_KEY_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,40}$/)
@@ -116,6 +128,16 @@ export const configSchema = z.object({
     .optional()
     .describe(
       'Server key of the one-time code hashes (HMAC-SHA256), at least 32 characters; the same on every instance. Required outside sandbox; in sandbox a random one is made per process.',
+    ),
+  OTP_MSISDN_MAX_FAILURES: int(1, 1000)
+    .default(5)
+    .describe(
+      'Wrong one-time codes per subscriber number (across all charges and merchants) within OTP_MSISDN_WINDOW_SECONDS before the number is locked: its consent charges are then denied otp_locked.',
+    ),
+  OTP_MSISDN_WINDOW_SECONDS: int(1, 7 * 24 * 3600)
+    .default(900)
+    .describe(
+      'The sliding window of OTP_MSISDN_MAX_FAILURES, in seconds; a locked number is unlocked when the oldest of its counted wrong codes leaves it.',
     ),
   SMS_TIMEOUT_MS: int(100, 60_000)
     .default(5000)

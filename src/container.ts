@@ -135,6 +135,10 @@ export function createContainer(infra: Infrastructure): Container {
     metrics: infra.metrics,
     reservationTtlSeconds: config.RESERVATION_TTL_SECONDS,
     otpSecret: resolveOtpSecret(config, infra.logger),
+    numberOtp: {
+      maxFailures: config.OTP_MSISDN_MAX_FAILURES,
+      windowSeconds: config.OTP_MSISDN_WINDOW_SECONDS,
+    },
   });
   const bulkPool = infra.bulkPool ?? pool;
   // SPEC §10: outside sandbox, tenants' URLs lead to public unicast addresses only.

@@ -7,6 +7,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.js';
 import { runMigrations } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { answerClientErrors } from './http/client-errors.js';
+import { startMetricsServer } from './http/metrics-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { seedSandbox, type SandboxSeed } from './sandbox/sandbox-seed.js';
@@ -95,6 +96,22 @@ async function main(): Promise<void> {
       ? startWorkers(container)
       : undefined;
     if (workers) stops.push(() => workers.stop());
+
+    // Its own listener, loopback by default: the public port does not serve /metrics. Closed
+    // after the public server on shutdown, so a scrape still sees the drain.
+    const metricsServer = await startMetricsServer(container, {
+      host: config.METRICS_HOST,
+      port: config.METRICS_PORT,
+    });
+    stops.push(() => closeServer(metricsServer, config.SHUTDOWN_TIMEOUT_MS));
+    const metricsAddress = metricsServer.address();
+    logger.info(
+      {
+        host: config.METRICS_HOST,
+        port: typeof metricsAddress === 'object' && metricsAddress ? metricsAddress.port : null,
+      },
+      'metrics listening',
+    );
 
     const server = await listen(container, logger);
     const address = server.address();

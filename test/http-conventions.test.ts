@@ -137,7 +137,7 @@ describe('HTTP conventions', () => {
     const ready = await h.http.get('/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ status: 'ready', postgres: 'ok', redis: 'ok' });
-    const metrics = await h.http.get('/metrics');
+    const metrics = await h.metricsHttp.get('/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.text).toContain('http_request_duration_seconds');
     expect(metrics.text).toContain('db_pool_connections');

@@ -47,7 +47,7 @@ function metric(text: string, name: string, labels: Record<string, string>): num
 }
 
 async function counters(h: Harness) {
-  const text = (await h.http.get('/metrics')).text;
+  const text = (await h.metricsHttp.get('/metrics')).text;
   return {
     fallback: metric(text, 'rate_limit_fallback_decisions_total', { limiter: 'per_key' }),
     redis: metric(text, 'rate_limit_decisions_total', { limiter: 'per_key', backend: 'redis' }),
@@ -174,7 +174,7 @@ describe('rate limits while Redis is unavailable', () => {
       [true, 'memory'],
       [false, 'memory'],
     ]);
-    const text = (await h.http.get('/metrics')).text;
+    const text = (await h.metricsHttp.get('/metrics')).text;
     expect(metric(text, 'rate_limit_fallback_decisions_total', { limiter: 'msisdn' })).toBe(3);
     expect(
       metric(text, 'rate_limit_fallback_decisions_total', { limiter: 'auth_failure' }),

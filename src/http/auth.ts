@@ -2,10 +2,12 @@ import type { Request, RequestHandler } from 'express';
 import { AppError } from '../errors.js';
 import type { Actor, AuthContext, Role } from './context.js';
 
-/** Brakes brute force: consulted before a presented key is looked up, told of each failure. */
+/**
+ * Brakes brute force of keys (SPEC §10): told of each failed authentication only, so a valid key
+ * is never refused because others failed from the same address.
+ */
 export interface AuthFailureBrake {
-  /** Throws a rate_limited AppError when this client has failed too often. */
-  check(req: Request): Promise<void>;
+  /** Counts one failure; throws a rate_limited AppError when this client has failed too often. */
   recordFailure(req: Request): Promise<void>;
 }
 
@@ -23,7 +25,9 @@ export function authenticate(
   return async (req, _res, next) => {
     // Already resolved by an earlier authenticator (a console session).
     if (req.auth) return next();
-    await brake.check(req);
+    // The key is looked up first and a valid one goes through whatever the brake says: the brake
+    // answers failures only (429 once engaged, instead of 401). A lookup is one indexed probe by
+    // SHA-256 (a malformed key costs none), so an engaged brake still slows guessing to its rate.
     const header = req.get('authorization');
     const match = header === undefined ? null : BEARER.exec(header);
     const auth = match?.[1] === undefined ? undefined : await authenticator.authenticate(match[1]);

@@ -1,10 +1,10 @@
 import { Router } from 'express';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
-import type { Metrics } from '../metrics.js';
 
-export function healthRoutes(deps: { pool: Pool; redis: Redis | null; metrics: Metrics }): Router {
-  const { pool, redis, metrics } = deps;
+/** Liveness and readiness on the public port; /metrics has a listener of its own (metrics-server.ts). */
+export function healthRoutes(deps: { pool: Pool; redis: Redis | null }): Router {
+  const { pool, redis } = deps;
   const router = Router();
 
   router.get('/healthz', (_req, res) => {
@@ -35,11 +35,5 @@ export function healthRoutes(deps: { pool: Pool; redis: Redis | null; metrics: M
     });
   });
 
-  router.get('/metrics', async (_req, res) => {
-    metrics.poolConnections.set({ state: 'total' }, pool.totalCount);
-    metrics.poolConnections.set({ state: 'idle' }, pool.idleCount);
-    metrics.poolConnections.set({ state: 'waiting' }, pool.waitingCount);
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
   return router;
 }

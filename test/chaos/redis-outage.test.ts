@@ -75,7 +75,7 @@ function metric(text: string, name: string, labels: Record<string, string>): num
 }
 
 async function decisions() {
-  const text = (await call(baseUrl, 'GET', '/metrics')).text;
+  const text = (await h.metricsHttp.get('/metrics')).text;
   return {
     redis: metric(text, 'rate_limit_decisions_total', { backend: 'redis' }),
     fallback: metric(text, 'rate_limit_fallback_decisions_total', {}),

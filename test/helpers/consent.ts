@@ -17,7 +17,7 @@ export function codeIn(text: string): string {
 
 /**
  * Runs the SMS worker, then reads the newest message of `msisdn` from the sandbox SMS inbox (as
- * a developer would, with any key) and returns its code.
+ * a developer would: a merchant sees the codes of its own charges) and returns its code.
  */
 export async function sandboxCode(h: Harness, key: string, msisdn: string): Promise<string> {
   await smsWorker(h).runOnce();

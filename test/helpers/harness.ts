@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { createContainer, type Container } from '../../src/container.js';
 import { createPool } from '../../src/db/pool.js';
 import { withTransaction } from '../../src/db/transaction.js';
+import { metricsHandler } from '../../src/http/metrics-server.js';
 import { SYSTEM_ACTOR } from '../../src/http/context.js';
 import type { ResolveHost } from '../../src/lib/outbound-address.js';
 import { createLogger } from '../../src/logger.js';
@@ -18,6 +19,8 @@ export interface Harness {
   app: Express;
   c: Container;
   http: ReturnType<typeof supertest>;
+  /** The metrics listener of the same container (main.ts serves it on METRICS_HOST:METRICS_PORT). */
+  metricsHttp: ReturnType<typeof supertest>;
   logs: string[];
   close(): Promise<void>;
 }
@@ -109,6 +112,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     app,
     c,
     http: supertest(app),
+    metricsHttp: supertest(metricsHandler(c)),
     logs,
     async close() {
       await pool.end();

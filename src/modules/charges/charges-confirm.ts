@@ -12,6 +12,7 @@ import type {
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { findMerchant } from '../merchants/merchants-repo.js';
 import { OTP_MAX_ATTEMPTS, otpMatches } from './charges-consent.js';
+import { countWrongCode, lockNumberForConfirm, type NumberOtpPolicy } from './charges-otp-lock.js';
 import * as repo from './charges-repo.js';
 import {
   captureHold,
@@ -33,6 +34,7 @@ export interface ConfirmDeps {
   metrics: Pick<Metrics, 'charges'>;
   otpSecret: Buffer;
   reservationTtlSeconds: number;
+  numberOtp: NumberOtpPolicy;
 }
 
 /**
@@ -74,6 +76,7 @@ export function createConfirmCharge(deps: ConfirmDeps) {
 
   async function wrongCode(tx: PoolClient, actor: Actor, charge: ChargeRow, requestId: string) {
     const attempts = await repo.recordOtpFailure(tx, charge.id);
+    await countWrongCode(tx, deps.numberOtp, actor, charge);
     const remaining = Math.max(OTP_MAX_ATTEMPTS - attempts, 0);
     if (remaining === 0) return deny(tx, actor, charge, 'otp_attempts_exceeded', requestId);
     await insertAuditEvent(tx, actor, {
@@ -135,6 +138,11 @@ export function createConfirmCharge(deps: ConfirmDeps) {
       if (charge.status !== 'pending_validation') throw invalidState(charge, 'confirm');
       const otp = await repo.findOtp(tx, charge.id);
       if (!otp || otp.expired) return expired(tx, actor, charge, idem.requestId);
+      // A locked number's code is not even compared: the right one is refused like a guess, or
+      // the lock would only slow the guessing. The charge cannot be confirmed before its code
+      // expires, so it is denied at once and its hold released.
+      if (await lockNumberForConfirm(tx, deps.numberOtp, charge.msisdn))
+        return deny(tx, actor, charge, 'otp_locked', idem.requestId);
       if (!otpMatches(deps.otpSecret, charge.id, input.code, otp.code_hash))
         return wrongCode(tx, actor, charge, idem.requestId);
       // The subscriber may have opted out or been suspended while the code was on its way.

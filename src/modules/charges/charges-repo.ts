@@ -348,6 +348,89 @@ export async function recordOtpFailure(db: Queryable, chargeId: string): Promise
   return rows[0]!.attempts;
 }
 
+/** How many wrong codes a number may have within a window (SPEC §10; OTP_MSISDN_* config). */
+export interface NumberOtpPolicy {
+  maxFailures: number;
+  windowSeconds: number;
+}
+
+export interface NumberOtpState {
+  /** Wrong codes of the number inside the window. */
+  failures: number;
+  /** When the number is locked: until the oldest counted wrong code leaves the window. */
+  locked_until: Date | null;
+}
+
+/**
+ * Takes the lock of the number's wrong-code row, creating it on first use, and forgets wrong codes
+ * that left the window (otp_number_locked_until, migration 0015, is the rule). Call it holding the
+ * charge's lock: every confirm locks charge then number, so concurrent confirms on many charges of
+ * one number queue here, without deadlock, and each sees the wrong codes of those before it.
+ */
+export async function lockNumberOtpFailures(
+  db: Queryable,
+  msisdn: string,
+  policy: NumberOtpPolicy,
+): Promise<NumberOtpState> {
+  const { rows } = await db.query<NumberOtpState>(
+    `INSERT INTO otp_number_failures AS f (msisdn) VALUES ($1)
+     ON CONFLICT (msisdn) DO UPDATE SET failed_at = otp_failures_in_window(f.failed_at, $2)
+     RETURNING cardinality(failed_at) AS failures,
+               otp_number_locked_until(failed_at, $2, $3) AS locked_until`,
+    [msisdn, policy.windowSeconds, policy.maxFailures],
+  );
+  return rows[0]!;
+}
+
+/** Counts a wrong code against the number; call it holding the row (lockNumberOtpFailures). */
+export async function recordNumberOtpFailure(
+  db: Queryable,
+  msisdn: string,
+  policy: NumberOtpPolicy,
+): Promise<NumberOtpState> {
+  const { rows } = await db.query<NumberOtpState>(
+    `UPDATE otp_number_failures SET failed_at = failed_at || now(), updated_at = now()
+      WHERE msisdn = $1
+     RETURNING cardinality(failed_at) AS failures,
+               otp_number_locked_until(failed_at, $2, $3) AS locked_until`,
+    [msisdn, policy.windowSeconds, policy.maxFailures],
+  );
+  return rows[0]!;
+}
+
+/** Until when the number is locked, or null; a read without the row lock (charge creation). */
+export async function numberOtpLockedUntil(
+  db: Queryable,
+  msisdn: string,
+  policy: NumberOtpPolicy,
+): Promise<Date | null> {
+  const { rows } = await db.query<{ locked_until: Date | null }>(
+    `SELECT otp_number_locked_until(failed_at, $2, $3) AS locked_until
+       FROM otp_number_failures WHERE msisdn = $1`,
+    [msisdn, policy.windowSeconds, policy.maxFailures],
+  );
+  return rows[0]?.locked_until ?? null;
+}
+
+/**
+ * Deletes rows of numbers whose last wrong code left the window (nothing left to count); rows a
+ * confirm holds are skipped. Returns how many went.
+ */
+export async function deleteQuietNumberOtpFailures(
+  db: Queryable,
+  windowSeconds: number,
+  batch: number,
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM otp_number_failures WHERE msisdn IN (
+       SELECT msisdn FROM otp_number_failures
+        WHERE updated_at < now() - make_interval(secs => $1::int)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    [windowSeconds, batch],
+  );
+  return rowCount ?? 0;
+}
+
 /** The code is no longer needed once the charge leaves pending_validation. */
 export async function deleteOtp(db: Queryable, chargeId: string): Promise<void> {
   await db.query('DELETE FROM charge_otps WHERE charge_id = $1', [chargeId]);

@@ -32,6 +32,7 @@ import {
 import { pageOfCharges } from '../search/search-service.js';
 import type { AdminChargeFilter } from '../search/search-types.js';
 import { spendLimitDenial } from './charges-limits.js';
+import { numberLocked, type NumberOtpPolicy } from './charges-otp-lock.js';
 import { createOneStepCharge } from './charges-one-step.js';
 import * as repo from './charges-repo.js';
 import {
@@ -147,6 +148,8 @@ export function createChargesService(deps: {
   reservationTtlSeconds: number;
   /** Key of the one-time code hashes (see resolveOtpSecret). */
   otpSecret: Buffer;
+  /** Wrong codes allowed per number across all charges (SPEC §10). */
+  numberOtp: NumberOtpPolicy;
 }): ChargesService {
   const { pool, ledger, idempotency, metrics } = deps;
   const executeOneStep = createOneStepCharge({ pool, metrics });
@@ -216,6 +219,7 @@ export function createChargesService(deps: {
       metrics,
       otpSecret: deps.otpSecret,
       reservationTtlSeconds: deps.reservationTtlSeconds,
+      numberOtp: deps.numberOtp,
     }),
 
     async captureCharge(actor, merchantId, chargeId, input, idem) {
@@ -284,7 +288,12 @@ export function createChargesService(deps: {
             ...(await repo.lockExpiredConsents(tx, 100)),
           ];
           for (const charge of due) await expire(tx, charge);
-          return due.length;
+          const quiet = await repo.deleteQuietNumberOtpFailures(
+            tx,
+            deps.numberOtp.windowSeconds,
+            100,
+          );
+          return due.length + quiet;
         }),
     }),
   };
@@ -304,10 +313,12 @@ export function createChargesService(deps: {
 
     const decided = denialBeforeBalance(a);
     if (decided) return deny(decided);
+    const consent = needsConsent(merchant, carrier, amount);
+    if (consent && (await numberLocked(tx, deps.numberOtp, subscriber.msisdn)))
+      return deny('otp_locked');
     const overLimit = await spendLimitDenial(tx, a, amount);
     if (overLimit) return deny(overLimit);
     const shortfall = shortfallDenial(subscriber);
-    const consent = needsConsent(merchant, carrier, amount);
 
     if (base.capture && !consent) {
       const split = splitRevenue(amount, carrier.revenue_share_bps, merchant.fee_bps);

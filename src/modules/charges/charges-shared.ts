@@ -33,6 +33,8 @@ const DENIAL_MESSAGES: Record<DenialCode, string> = {
   subscriber_barred: 'The subscriber has opted out of carrier billing.',
   subscriber_suspended: 'The subscriber’s account is suspended.',
   otp_attempts_exceeded: 'Too many wrong one-time codes.',
+  otp_locked:
+    'Too many wrong one-time codes for this number; charges needing a code are refused for a while.',
 };
 
 const EVENT_FOR_STATUS: Record<ChargeRow['status'], EventType> = {

@@ -12,7 +12,9 @@ export type DenialCode =
   | 'limit_monthly_exceeded'
   | 'subscriber_barred'
   | 'subscriber_suspended'
-  | 'otp_attempts_exceeded';
+  | 'otp_attempts_exceeded'
+  /** SPEC §10: the number had too many wrong codes across all charges (charges-otp-lock.ts). */
+  | 'otp_locked';
 
 export interface ChargeRow {
   id: string;

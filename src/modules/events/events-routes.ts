@@ -1,11 +1,12 @@
 import { Router } from 'express';
 import { actorOf, authOf, requireRole } from '../../http/auth.js';
 import { pageRequest, queryString } from '../../http/pagination.js';
+import type { CarrierEventType } from './carrier-events-repo.js';
 import type { EventsService } from './events-service.js';
 import type { EventType } from './events-types.js';
 import type { WebhookEndpointService } from './webhook-endpoint-service.js';
 
-/** The merchant's events and webhook endpoint; a merchant only ever sees its own. */
+/** The merchant's events and webhook endpoint, and the carrier's events; each sees only its own. */
 export function eventsRoutes(deps: {
   events: EventsService;
   webhookEndpoints: WebhookEndpointService;
@@ -42,6 +43,14 @@ export function eventsRoutes(deps: {
       .json(
         await events.redeliverEvent(actorOf(req), authOf(req).ownerId, req.params.id as string),
       );
+  });
+  router.get('/v1/carrier/events', requireRole('carrier'), async (req, res) => {
+    res.json(
+      await events.listCarrierEvents(authOf(req).ownerId, {
+        ...pageRequest(req),
+        type: queryString(req, 'type') as CarrierEventType | undefined,
+      }),
+    );
   });
   return router;
 }

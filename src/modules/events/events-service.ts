@@ -4,6 +4,12 @@ import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { toPage, type Page } from '../../http/pagination.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
+import {
+  listCarrierEvents,
+  toCarrierEventView,
+  type CarrierEventType,
+  type CarrierEventView,
+} from './carrier-events-repo.js';
 import * as repo from './events-repo.js';
 import { toEventView, type EventType, type EventView } from './events-types.js';
 import { findEndpoint } from './webhook-endpoint-repo.js';
@@ -17,6 +23,11 @@ export interface EventsService {
   getEvent(merchantId: string, id: string): Promise<EventView>;
   /** Makes the event due now, with a fresh retry schedule. */
   redeliverEvent(actor: Actor, merchantId: string, id: string): Promise<EventView>;
+  /** A carrier's own events (about its subscribers), newest first. */
+  listCarrierEvents(
+    carrierId: string,
+    filter: { type?: CarrierEventType; limit: number; startingAfter?: string },
+  ): Promise<Page<CarrierEventView>>;
 }
 
 export function createEventsService(deps: { pool: Pool }): EventsService {
@@ -27,6 +38,11 @@ export function createEventsService(deps: { pool: Pool }): EventsService {
     async listEvents(merchantId, filter) {
       const rows = await repo.listMerchantEvents(pool, { merchantId, ...filter });
       return toPage(rows, filter.limit, (row) => toEventView(row));
+    },
+
+    async listCarrierEvents(carrierId, filter) {
+      const rows = await listCarrierEvents(pool, { carrierId, ...filter });
+      return toPage(rows, filter.limit, toCarrierEventView);
     },
 
     async getEvent(merchantId, id) {

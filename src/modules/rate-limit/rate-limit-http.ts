@@ -90,14 +90,13 @@ function clientIp(req: Request): string {
   return req.ip ?? req.socket.remoteAddress ?? 'unknown';
 }
 
-/** The auth-failure brake per client address, for `authenticate(…)`. */
+/**
+ * The auth-failure brake per client address, for `authenticate(…)`. Only failures reach it, so a
+ * caller with a valid key costs it nothing (no Redis round trip) and is never refused by it.
+ */
 export function createAuthFailureBrake(rateLimits: RateLimitService): AuthFailureBrake {
   const detail = 'Too many failed authentication attempts from this address.';
   return {
-    async check(req) {
-      const decision = await rateLimits.checkAuthFailures(clientIp(req));
-      if (decision && !decision.allowed) throw rateLimitedError(decision, detail);
-    },
     async recordFailure(req) {
       const decision = await rateLimits.recordAuthFailure(clientIp(req));
       if (!decision.allowed) throw rateLimitedError(decision, detail);

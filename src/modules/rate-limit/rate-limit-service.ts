@@ -21,18 +21,11 @@ export interface RateLimitService {
     msisdn: string,
     attempt?: { ownerId: string; key: string },
   ): Promise<RateLimitDecision>;
-  /**
-   * Whether a client address may still try a key. Undefined (and no Redis round trip) when this
-   * instance has seen no recent failure from it; otherwise the shared budget is consulted.
-   */
-  checkAuthFailures(clientIp: string): Promise<RateLimitDecision | undefined>;
   /** Takes one failed authentication from a client address's budget. */
   recordAuthFailure(clientIp: string): Promise<RateLimitDecision>;
   readonly policies: RateLimitPolicies;
   readonly backend: LimiterBackendRouter;
 }
-
-const MAX_SUSPECTS = 50_000;
 
 /**
  * The bucket a client address falls in: IPv4 per address, IPv6 per /64 (one subscriber line
@@ -72,8 +65,6 @@ export function createRateLimitService(deps: {
   const prefix = config.RATE_LIMIT_KEY_PREFIX;
   // `{…}` is the hash tag: each bucket is one key, so the script never crosses cluster slots.
   const bucket = (scope: string, id: string) => `${prefix}:{${scope}:${id}}`;
-  // Addresses with a recent failure seen by this instance, until their budget is full again.
-  const suspects = new Map<string, number>();
 
   return {
     policies,
@@ -105,39 +96,13 @@ export function createRateLimitService(deps: {
       });
     },
 
-    async checkAuthFailures(clientIp) {
+    async recordAuthFailure(clientIp) {
       const address = clientAddressBucket(clientIp);
-      const until = suspects.get(address);
-      if (until === undefined) return undefined;
-      if (until <= Date.now()) {
-        suspects.delete(address);
-        return undefined;
-      }
       return backend.evaluate({
         limiter: 'auth_failure',
         policy: policies.authFailure,
         key: bucket('auth', address),
-        record: false,
       });
-    },
-
-    async recordAuthFailure(clientIp) {
-      const address = clientAddressBucket(clientIp);
-      const policy = policies.authFailure;
-      const decision = await backend.evaluate({
-        limiter: 'auth_failure',
-        policy,
-        key: bucket('auth', address),
-      });
-      // Until the shared budget could be full again: (burst - remaining) units to come back.
-      const refillMs = ((policy.burst - decision.remaining) * policy.emissionIntervalUs) / 1000;
-      suspects.delete(address);
-      if (suspects.size >= MAX_SUSPECTS) {
-        const oldest = suspects.keys().next();
-        if (!oldest.done) suspects.delete(oldest.value);
-      }
-      suspects.set(address, Date.now() + Math.ceil(refillMs));
-      return decision;
     },
   };
 }

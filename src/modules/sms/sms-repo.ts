@@ -126,19 +126,31 @@ export async function recordSmsAttempt(
   return rowCount === 1;
 }
 
-/** Delivered messages to one number, newest first (the sandbox SMS inbox); `limit + 1` rows. */
+/** Whose messages a reader may see: a merchant's charges, a carrier's numbers, or everyone's. */
+export type SmsReader = { merchantId: string } | { carrierId: string } | 'all';
+
+/**
+ * Delivered messages to one number that `reader` may see, newest first (the sandbox SMS inbox);
+ * `limit + 1` rows. A merchant sees the messages of its own charges, a carrier the messages it
+ * carried (sent while it held the number).
+ */
 export async function listDeliveredSms(
   db: Queryable,
-  f: { msisdn: string; limit: number; startingAfter?: string },
+  f: { msisdn: string; reader: SmsReader; limit: number; startingAfter?: string },
 ): Promise<(SmsRow & { carrier_code: string })[]> {
+  const merchantId = f.reader !== 'all' && 'merchantId' in f.reader ? f.reader.merchantId : null;
+  const carrierId = f.reader !== 'all' && 'carrierId' in f.reader ? f.reader.carrierId : null;
   const { rows } = await db.query<SmsRow & { carrier_code: string }>(
     `SELECT s.*, car.code AS carrier_code
        FROM sms_outbox s JOIN carriers car ON car.id = s.carrier_id
+       LEFT JOIN charges ch ON ch.id = s.charge_id
       WHERE s.msisdn = $1 AND s.status = 'delivered' AND s.message IS NOT NULL
         AND ($2::text IS NULL OR s.id < $2)
+        AND ($4::text IS NULL OR ch.merchant_id = $4)
+        AND ($5::text IS NULL OR s.carrier_id = $5)
       ORDER BY s.id DESC
       LIMIT $3`,
-    [f.msisdn, f.startingAfter ?? null, f.limit + 1],
+    [f.msisdn, f.startingAfter ?? null, f.limit + 1, merchantId, carrierId],
   );
   return rows;
 }

@@ -16,9 +16,13 @@ import * as repo from './sms-repo.js';
 import { toSandboxSmsView, type SandboxSmsView } from './sms-types.js';
 
 export interface SmsService {
-  /** Messages the sandbox sink received for a number, newest first (served in sandbox mode only). */
+  /**
+   * Messages the sandbox sink received for a number that the caller may read, newest first
+   * (served in sandbox mode only; SPEC §10).
+   */
   sandboxInbox(filter: {
     msisdn: string;
+    reader: repo.SmsReader;
     limit: number;
     startingAfter?: string;
   }): Promise<Page<SandboxSmsView>>;

@@ -81,6 +81,8 @@ export function gatewayEnv(o: {
   databaseUrl: string;
   redisUrl: string;
   port: number;
+  /** The metrics listener's port; 0 (a free one) unless the test reads /metrics. */
+  metricsPort?: number;
   extra?: Record<string, string>;
 }): Record<string, string> {
   return {
@@ -91,6 +93,8 @@ export function gatewayEnv(o: {
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
     PORT: String(o.port),
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: String(o.metricsPort ?? 0),
     DATABASE_URL: o.databaseUrl,
     REDIS_URL: o.redisUrl,
     WORKERS_ENABLED: 'true',
@@ -109,6 +113,8 @@ export function gatewayEnv(o: {
 export interface GatewayProcess {
   pid: number;
   baseUrl: string;
+  /** The metrics listener, when METRICS_PORT names a port (with 0 it is not known here). */
+  metricsUrl: string | undefined;
   /** The last lines the process wrote (pino JSON at warn and above, or a crash). */
   output: string[];
   /** Settles once the process is gone. */
@@ -153,6 +159,10 @@ export async function startGateway(env: Record<string, string>): Promise<Gateway
   return {
     pid: child.pid!,
     baseUrl,
+    metricsUrl:
+      env.METRICS_PORT && env.METRICS_PORT !== '0'
+        ? `http://127.0.0.1:${env.METRICS_PORT}`
+        : undefined,
     output,
     exited,
     signal: (sig) => {

@@ -107,10 +107,10 @@ export function contractOperations(): Operation[] {
 
 /**
  * Who may call an operation (SPEC §3, §7): a tag's role; admin reads are open to auditors too.
- * The sandbox SMS inbox is readable with any key (its description says so).
+ * The sandbox SMS inbox is readable with merchant, carrier and admin keys (each sees its own).
  */
 export function allowedRoles(op: Operation): Role[] {
-  if (op.path === '/v1/sandbox/sms') return ['merchant', 'carrier', 'admin', 'auditor'];
+  if (op.path === '/v1/sandbox/sms') return ['merchant', 'carrier', 'admin'];
   if (op.tag === 'admin') return op.method === 'GET' ? ['admin', 'auditor'] : ['admin'];
   return [op.tag];
 }
