@@ -7,6 +7,8 @@ import './context.js';
 const TITLES: Partial<Record<ErrorCode, string>> = {
   validation_failed: 'Request validation failed',
   invalid_amount: 'Invalid amount',
+  invalid_string: 'Invalid string',
+  credentials_in_query: 'Credentials outside the Authorization header',
   unauthenticated: 'Authentication required',
   forbidden: 'Forbidden',
   not_found: 'Not found',
