@@ -70,6 +70,18 @@ interface ValidatorError {
   expose?: boolean;
 }
 
+/**
+ * The request fields that are amounts (the `Amount` and `NullableAmount` schemas of the
+ * contract, and `amount` of a Money object); test/amounts.test.ts checks
+ * this list against openapi.yaml. A validator error on one of them is `invalid_amount`.
+ */
+const AMOUNT_FIELD =
+  /(^|\.)(amount|amount_gte|amount_lte|credit_limit|otp_threshold|limits\.(prepaid|postpaid)\.(per_transaction_max|daily_max|monthly_max))$/;
+
+export function isAmountField(path: string): boolean {
+  return AMOUNT_FIELD.test(path);
+}
+
 /** Turns anything thrown into the closed set of AppErrors. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
@@ -87,19 +99,26 @@ export function toAppError(err: unknown): AppError {
   // express-openapi-validator
   if (typeof e.status === 'number' && Array.isArray(e.errors)) {
     const errors: FieldError[] = e.errors.map((x) => ({
+      // "/body/limits/prepaid/daily_max" (a JSON pointer) → "body.limits.prepaid.daily_max"
       path: (x.path ?? '')
-        .replace(/^\.?(body|query|params|headers)[./]?/, '$1.')
+        .replace(/^[./]/, '')
+        .replace(/\//g, '.')
+        .replace(/~1/g, '/')
+        .replace(/~0/g, '~')
         .replace(/\.$/, ''),
       message: x.message ?? 'invalid',
     }));
     switch (e.status) {
       case 400: {
-        const amount = errors.find((x) => /(^|\.)(amount|amount_[a-z]+)$/.test(x.path));
+        const amount = errors.find((x) => isAmountField(x.path));
         if (amount) {
-          return new AppError('invalid_amount', 'Amounts are decimal strings, e.g. "15000".', {
-            param: amount.path.replace(/^body\./, ''),
-            errors,
-          });
+          const param = amount.path.replace(/^(body|query)\./, '');
+          return new AppError(
+            'invalid_amount',
+            `${param} must be a canonical decimal string such as "15000" or "12.50" (no sign, ` +
+              `exponent, spaces or leading zeros), not a JSON number: ${amount.message}.`,
+            { param, errors },
+          );
         }
         return new AppError('validation_failed', summarize(errors, e.message), { errors });
       }
