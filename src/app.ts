@@ -41,8 +41,6 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(requestMetrics(c));
   app.use(requestLog(c.logger));
 
-  app.use(healthRoutes(c));
-
   app.use(
     express.json({
       limit: JSON_BODY_LIMIT,
@@ -53,6 +51,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(limitJsonDepth(MAX_JSON_DEPTH));
   // SPEC §10: before anything looks a key up, stores or validates what the client sent.
   app.use(refuseHostileInput());
+  app.use(healthRoutes(c));
   app.use('/v1', authenticate(c.apiKeys, c.authBrake));
   app.use('/v1', perKeyRateLimit(c.rateLimits));
   app.use('/v1', roleGate());
