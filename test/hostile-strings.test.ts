@@ -286,7 +286,7 @@ describe('hostile strings', () => {
     expect(ok.body.metadata).toEqual({ 'clé 🎮': 'value\twith\ttabs' });
   });
 
-  it('a control character in an Idempotency-Key or X-Request-Id header is invalid_string', async () => {
+  it('a control character in a header the gateway reads is invalid_string', async () => {
     const before = await counts('none');
     // Node's HTTP client (and server) refuse C0 and DEL in a header; C1 bytes reach the app.
     for (const bad of ['\u0085', '\u009f', '\u0080']) {
@@ -297,6 +297,12 @@ describe('hostile strings', () => {
         `trace${bad}1`,
       );
       expectInvalidString(traceHeader, 'X-Request-Id');
+      // The client address (req.ip behind a trusted proxy) is written to every audit event.
+      const forwarded = await charge(h, merchant, { msisdn, amount: '1000' }).set(
+        'X-Forwarded-For',
+        `203.0.113.7${bad}`,
+      );
+      expectInvalidString(forwarded, 'X-Forwarded-For');
     }
     expect(await counts('none')).toEqual(before);
   });

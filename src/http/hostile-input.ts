@@ -39,8 +39,8 @@ export function refuseHostileInput(): RequestHandler {
   };
 }
 
-/** Headers whose value the gateway reads into its own state or echoes. */
-const HEADERS_READ = ['Idempotency-Key', 'X-Request-Id'] as const;
+/** Headers whose value the gateway reads into its own state or echoes (X-Forwarded-For: req.ip, audited). */
+const HEADERS_READ = ['Idempotency-Key', 'X-Request-Id', 'X-Forwarded-For'] as const;
 
 /** Where a string came from: `param` as the problem names it, `path` as in `errors[]`. */
 interface Field {

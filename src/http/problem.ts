@@ -82,6 +82,14 @@ export function isAmountField(path: string): boolean {
   return AMOUNT_FIELD.test(path);
 }
 
+/** "/body/limits/prepaid/daily_max" (the validator's JSON pointer) → "body.limits.prepaid.daily_max". */
+function fieldPath(pointer: string): string {
+  const m = /^[./]?(body|query|params|headers)(?:[./](.*))?$/.exec(pointer);
+  if (!m) return pointer;
+  const rest = (m[2] ?? '').replace(/\//g, '.').replace(/~1/g, '/').replace(/~0/g, '~');
+  return rest ? `${m[1]}.${rest.replace(/\.$/, '')}` : (m[1] ?? pointer);
+}
+
 /** Turns anything thrown into the closed set of AppErrors. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
@@ -99,13 +107,7 @@ export function toAppError(err: unknown): AppError {
   // express-openapi-validator
   if (typeof e.status === 'number' && Array.isArray(e.errors)) {
     const errors: FieldError[] = e.errors.map((x) => ({
-      // "/body/limits/prepaid/daily_max" (a JSON pointer) → "body.limits.prepaid.daily_max"
-      path: (x.path ?? '')
-        .replace(/^[./]/, '')
-        .replace(/\//g, '.')
-        .replace(/~1/g, '/')
-        .replace(/~0/g, '~')
-        .replace(/\.$/, ''),
+      path: fieldPath(x.path ?? ''),
       message: x.message ?? 'invalid',
     }));
     switch (e.status) {
