@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Test } from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerClientErrors } from '../src/http/client-errors.js';
 import {
   charge,
   newCarrier,
@@ -363,7 +364,6 @@ describe('hostile strings', () => {
   it('a NUL in a header never reaches the app: the HTTP parser answers 400 problem+json', async () => {
     const server: Server = h.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
-    const { answerClientErrors } = await import('../src/http/client-errors.js');
     answerClientErrors(server, h.c.logger);
     try {
       const port = (server.address() as AddressInfo).port;

@@ -39,7 +39,10 @@ export function refuseHostileInput(): RequestHandler {
   };
 }
 
-/** Headers whose value the gateway reads into its own state or echoes (X-Forwarded-For: req.ip, audited). */
+/**
+ * Headers whose value the gateway keeps or echoes; X-Forwarded-For becomes `req.ip` behind a
+ * trusted proxy, which every audit event records.
+ */
 const HEADERS_READ = ['Idempotency-Key', 'X-Request-Id', 'X-Forwarded-For'] as const;
 
 /** Where a string came from: `param` as the problem names it, `path` as in `errors[]`. */

@@ -15,7 +15,7 @@
  *
  * Allowed: everything else, including format characters (zero-width, bidi marks) that
  * legitimate names in many scripts use, and U+FFFD itself (raw bytes that are not UTF-8 are
- * refused before they are decoded into it, see `isUtf8Bytes`).
+ * refused before they are decoded into it: `refuseInvalidUtf8` in src/http/hostile-input.ts).
  */
 
 // With the `u` flag a surrogate pair is one code point, so only a lone surrogate matches.
