@@ -71,18 +71,26 @@ interface ValidatorError {
 }
 
 /**
- * The request fields that are amounts (the `Amount` and `NullableAmount` schemas of the
- * contract, and `amount` of a Money object); test/amounts.test.ts checks
- * this list against openapi.yaml. A validator error on one of them is `invalid_amount`.
+ * The request fields the contract declares as amounts (`Amount`, `NullableAmount`, the amount
+ * pattern); test/amounts.test.ts checks this list against openapi.yaml. A validator error on
+ * one of them — a JSON number, a non-canonical spelling — is `invalid_amount` (SPEC §3, §10).
  */
-const AMOUNT_FIELD =
-  /(^|\.)(amount|amount_gte|amount_lte|credit_limit|otp_threshold|limits\.(prepaid|postpaid)\.(per_transaction_max|daily_max|monthly_max))$/;
+const AMOUNT_FIELDS = [
+  'amount',
+  'amount_gte',
+  'amount_lte',
+  'credit_limit',
+  'otp_threshold',
+  ...['prepaid', 'postpaid'].flatMap((funding) =>
+    ['per_transaction_max', 'daily_max', 'monthly_max'].map((max) => `limits.${funding}.${max}`),
+  ),
+];
 
 export function isAmountField(path: string): boolean {
-  return AMOUNT_FIELD.test(path);
+  return AMOUNT_FIELDS.some((field) => path === field || path.endsWith(`.${field}`));
 }
 
-/** "/body/limits/prepaid/daily_max" (the validator's JSON pointer) → "body.limits.prepaid.daily_max". */
+/** A validator JSON pointer (`/body/limits/prepaid/daily_max`) as a dotted field path. */
 function fieldPath(pointer: string): string {
   const m = /^[./]?(body|query|params|headers)(?:[./](.*))?$/.exec(pointer);
   if (!m) return pointer;
