@@ -5,6 +5,7 @@ import { AppError } from './errors.js';
 import { authenticate, roleGate } from './http/auth.js';
 import { limitJsonDepth } from './http/body-depth.js';
 import { healthRoutes } from './http/health-routes.js';
+import { refuseHostileInput, refuseInvalidUtf8 } from './http/hostile-input.js';
 import { errorHandler } from './http/problem.js';
 import { requestId } from './http/request-id.js';
 import { requestLog } from './http/request-log.js';
@@ -40,12 +41,17 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(requestMetrics(c));
   app.use(requestLog(c.logger));
 
-  app.use(healthRoutes(c));
-
   app.use(
-    express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
+    express.json({
+      limit: JSON_BODY_LIMIT,
+      type: ['application/json', 'application/*+json'],
+      verify: refuseInvalidUtf8,
+    }),
   );
   app.use(limitJsonDepth(MAX_JSON_DEPTH));
+  // SPEC §10: before anything looks a key up, stores or validates what the client sent.
+  app.use(refuseHostileInput());
+  app.use(healthRoutes(c));
   app.use('/v1', authenticate(c.apiKeys, c.authBrake));
   app.use('/v1', perKeyRateLimit(c.rateLimits));
   app.use('/v1', roleGate());

@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   bad_request: 400,
   validation_failed: 400,
   invalid_amount: 400,
+  invalid_string: 400,
+  credentials_in_query: 400,
   unsupported_currency: 400,
   invalid_json: 400,
   invalid_cursor: 400,

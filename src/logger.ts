@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { redactKeyShapedText } from './lib/secrets.js';
 
 export type { Logger };
 
@@ -29,6 +30,9 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'dcb-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // The last line of defence (SPEC §10): whatever field or message an API key ended up in —
+      // an error's text, a URL, a body quoted by a library — it is not written.
+      hooks: { streamWrite: redactKeyShapedText },
     },
     destination,
   );

@@ -93,10 +93,17 @@ describe('parseAmount', () => {
     expect(parseAmount('500', 'JPY')).toBe(500n);
   });
 
-  it('accepts and normalises leading zeros', () => {
-    expect(parseAmount('007', 'VND')).toBe(7n);
-    expect(parseAmount('00.50', 'USD')).toBe(50n);
-    expect(formatAmount(parseAmount('007', 'VND'), 'VND')).toBe('7');
+  it('refuses leading zeros (SPEC §10): only the one zero of "0.50"', () => {
+    for (const [value, currency] of [
+      ['007', 'VND'],
+      ['015000', 'VND'],
+      ['00.50', 'USD'],
+      ['01.5', 'USD'],
+    ] as const) {
+      expect(expectInvalidAmount(value, currency).message).toMatch(/leading zeros/);
+    }
+    expect(parseAmount('0.50', 'USD')).toBe(50n);
+    expect(parseAmount('0.5', 'USD')).toBe(50n);
   });
 
   it('rejects zero', () => {
@@ -176,8 +183,8 @@ describe('parseAmount', () => {
   it('rejects strings longer than 40 characters', () => {
     expect(expectInvalidAmount('1'.repeat(41), 'VND').message).toMatch(/too long/);
     expect(expectInvalidAmount('0'.repeat(40) + '1', 'VND').message).toMatch(/too long/);
-    // 40 characters of leading zeros is parsed (and normalised).
-    expect(parseAmount('0'.repeat(39) + '5', 'VND')).toBe(5n);
+    // 40 characters of digits is still parsed (and then refused for its size, not its length).
+    expect(expectInvalidAmount('9'.repeat(40), 'VND').message).toMatch(/exceeds the maximum/);
   });
 
   it('reports the given param name', () => {

@@ -8,6 +8,8 @@ const TITLES: Partial<Record<ErrorCode, string>> = {
   validation_failed: 'Request validation failed',
   invalid_amount: 'Invalid amount',
   url_not_allowed: 'URL not allowed',
+  invalid_string: 'Invalid string',
+  credentials_in_query: 'Credentials outside the Authorization header',
   unauthenticated: 'Authentication required',
   forbidden: 'Forbidden',
   not_found: 'Not found',
@@ -69,6 +71,34 @@ interface ValidatorError {
   expose?: boolean;
 }
 
+/**
+ * The request fields the contract declares as amounts (`Amount`, `NullableAmount`, the amount
+ * pattern); test/amounts.test.ts checks this list against openapi.yaml. A validator error on
+ * one of them — a JSON number, a non-canonical spelling — is `invalid_amount` (SPEC §3, §10).
+ */
+const AMOUNT_FIELDS = [
+  'amount',
+  'amount_gte',
+  'amount_lte',
+  'credit_limit',
+  'otp_threshold',
+  ...['prepaid', 'postpaid'].flatMap((funding) =>
+    ['per_transaction_max', 'daily_max', 'monthly_max'].map((max) => `limits.${funding}.${max}`),
+  ),
+];
+
+export function isAmountField(path: string): boolean {
+  return AMOUNT_FIELDS.some((field) => path === field || path.endsWith(`.${field}`));
+}
+
+/** A validator JSON pointer (`/body/limits/prepaid/daily_max`) as a dotted field path. */
+function fieldPath(pointer: string): string {
+  const m = /^[./]?(body|query|params|headers)(?:[./](.*))?$/.exec(pointer);
+  if (!m) return pointer;
+  const rest = (m[2] ?? '').replace(/\//g, '.').replace(/~1/g, '/').replace(/~0/g, '~');
+  return rest ? `${m[1]}.${rest.replace(/\.$/, '')}` : (m[1] ?? pointer);
+}
+
 /** Turns anything thrown into the closed set of AppErrors. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
@@ -86,19 +116,20 @@ export function toAppError(err: unknown): AppError {
   // express-openapi-validator
   if (typeof e.status === 'number' && Array.isArray(e.errors)) {
     const errors: FieldError[] = e.errors.map((x) => ({
-      path: (x.path ?? '')
-        .replace(/^\.?(body|query|params|headers)[./]?/, '$1.')
-        .replace(/\.$/, ''),
+      path: fieldPath(x.path ?? ''),
       message: x.message ?? 'invalid',
     }));
     switch (e.status) {
       case 400: {
-        const amount = errors.find((x) => /(^|\.)(amount|amount_[a-z]+)$/.test(x.path));
+        const amount = errors.find((x) => isAmountField(x.path));
         if (amount) {
-          return new AppError('invalid_amount', 'Amounts are decimal strings, e.g. "15000".', {
-            param: amount.path.replace(/^body\./, ''),
-            errors,
-          });
+          const param = amount.path.replace(/^(body|query)\./, '');
+          return new AppError(
+            'invalid_amount',
+            `${param} must be a canonical decimal string such as "15000" or "12.50" (no sign, ` +
+              `exponent, spaces or leading zeros), not a JSON number: ${amount.message}.`,
+            { param, errors },
+          );
         }
         return new AppError('validation_failed', summarize(errors, e.message), { errors });
       }

@@ -1,11 +1,13 @@
 import type { RequestHandler } from 'express';
 import { maskMsisdnsInText } from '../lib/msisdn.js';
+import { redactUrl } from '../lib/secrets.js';
 import type { Logger } from '../logger.js';
 
 /**
  * One line per request when it ends: `info` for an answer below 500, `error` for a 5xx (the error
  * itself is logged by the error handler), `warn` when the client went away before the answer was
- * sent. Numbers in the URL are masked.
+ * sent. Numbers in the URL are masked, and credentials in it (a refused `?api_key=`, a key-shaped
+ * segment) are redacted, whatever the answer was.
  *
  * Written through the app's logger, without a child logger per request: nothing logs through
  * one, and pino would serialise and redact its bindings on every request — a tenth of the CPU of
@@ -23,7 +25,7 @@ export function requestLog(logger: Logger): RequestHandler {
       logger[level](
         {
           request_id: req.requestId,
-          req: { method: req.method, url: maskMsisdnsInText(req.originalUrl) },
+          req: { method: req.method, url: maskMsisdnsInText(redactUrl(req.originalUrl)) },
           res: { statusCode: res.statusCode },
           responseTime: Math.round(performance.now() - started),
         },

@@ -9,9 +9,13 @@
  *   magnitude (decimal.js would need a precision large enough for the operands).
  *
  * Decisions:
- * - Leading zeros are accepted and normalised: "007" VND → 7n, "00.50" USD → 50n.
+ * - Canonical spelling only (SPEC §10): ASCII digits with an optional fraction, no sign,
+ *   exponent, whitespace, separators or leading zeros ("015000", "+100", "1e3", " 1", "1_000",
+ *   "0x10" and full-width digits are refused); a single "0" before the point is the only
+ *   leading zero ("0.50"). The same pattern is the `Amount` schema of openapi.yaml.
  * - The currency's exponent defines the format: any fraction digit beyond it is rejected,
- *   even a zero. So "1.0" VND and "1.500" USD are rejected; "12.5" and "12.50" USD are fine.
+ *   even a zero. So "1.0" VND and "1.500" USD are rejected; within the exponent trailing
+ *   zeros are fine and mean nothing: "12.5" and "12.50" USD are both 1250n.
  * - Maximum amount: 10^15 minor units (MAX_AMOUNT_MINOR), far below the signed BIGINT
  *   limit (9223372036854775807), so every accepted amount — and sums of many of them —
  *   fits the database column.
@@ -56,7 +60,8 @@ export const MAX_AMOUNT_MINOR = 10n ** 15n;
 /** Amount strings longer than this are rejected without being parsed. */
 export const MAX_AMOUNT_STRING_LENGTH = 40;
 
-const AMOUNT_PATTERN = /^([0-9]+)(?:\.([0-9]+))?$/;
+/** The canonical spelling of an amount; also the `pattern` of `Amount` in openapi.yaml. */
+export const AMOUNT_PATTERN = /^(0|[1-9][0-9]*)(?:\.([0-9]+))?$/;
 
 /**
  * A decimal.js constructor private to this module: 60 significant digits (inputs are at most
@@ -110,6 +115,9 @@ function parseMinor(value: unknown, currency: string, param: string, allowZero: 
     throw invalidAmount(param, `is too long (at most ${MAX_AMOUNT_STRING_LENGTH} characters).`);
   }
   const match = AMOUNT_PATTERN.exec(value);
+  if (match === null && /^0[0-9]/.test(value)) {
+    throw invalidAmount(param, 'must not have leading zeros (write "15000", not "015000").');
+  }
   if (match === null) {
     throw invalidAmount(
       param,

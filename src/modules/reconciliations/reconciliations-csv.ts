@@ -5,6 +5,7 @@
  */
 import { AppError } from '../../errors.js';
 import { isE164 } from '../../lib/msisdn.js';
+import { describeForbiddenChar, escapeForbidden, forbiddenCharAt } from '../../lib/text.js';
 import { formatAmount, isSupportedCurrency, parseAmount } from '../money/money.js';
 
 export const RECONCILIATION_COLUMNS = [
@@ -122,14 +123,26 @@ export function readRow(fields: string[], index: ColumnIndex, line: number): Rea
   const at = (c: ReconciliationColumn) => (fields[index[c]] ?? '').trim();
   const rawRef = fields[index.gateway_ref]?.trim();
   const rawCarrierRef = fields[index.carrier_ref]?.trim();
+  // Refs are kept on an invalid row to help find it; a forbidden character is shown escaped.
   const invalid = (reason: string): ReadRow => ({
     invalid: {
       line,
-      gatewayRef: rawRef ? rawRef.slice(0, MAX_GATEWAY_REF_LENGTH) : null,
-      carrierRef: rawCarrierRef ? rawCarrierRef.slice(0, MAX_CARRIER_REF_LENGTH) : null,
-      reason,
+      gatewayRef: rawRef ? escapeForbidden(rawRef.slice(0, MAX_GATEWAY_REF_LENGTH)) : null,
+      carrierRef: rawCarrierRef
+        ? escapeForbidden(rawCarrierRef.slice(0, MAX_CARRIER_REF_LENGTH))
+        : null,
+      reason: escapeForbidden(reason),
     },
   });
+  // The text rule of every other input (SPEC §10): a NUL or control character fails its row.
+  const bad = fields
+    .map((text, i) => ({ at: forbiddenCharAt(text), text, i }))
+    .filter((f) => f.at !== -1)
+    .map(({ at, text, i }) => {
+      const column = RECONCILIATION_COLUMNS.find((c) => index[c] === i) ?? `column ${i + 1}`;
+      return `${column} contains ${describeForbiddenChar(text, at)}`;
+    });
+  if (bad.length > 0) return invalid(bad.join('; '));
   if (fields.length !== RECONCILIATION_COLUMNS.length) {
     return invalid(
       `wrong column count: expected ${RECONCILIATION_COLUMNS.length}, got ${fields.length}`,

@@ -5,6 +5,7 @@ import type { Pool, PoolClient } from '../../db/pool.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
+import { escapeForbidden } from '../../lib/text.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import { currencyExponent } from '../money/money.js';
 import { readHeader, readRow, type ColumnIndex, type ReadRow } from './reconciliations-csv.js';
@@ -92,11 +93,31 @@ export function createReconciliationsService(deps: {
       writing.catch(() => undefined);
     };
     let ended = false;
+    // The file must be UTF-8 as a whole (SPEC §10): bytes in another encoding would otherwise
+    // be decoded into U+FFFD and compared as if the carrier had written that.
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    const notUtf8 = () =>
+      new AppError('invalid_string', `The file is not UTF-8 text (near byte ${loaded.bytes}).`, {
+        param: 'body',
+      });
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         loaded.bytes += chunk.length;
-        if (loaded.bytes > maxBytes) callback(tooLarge(maxBytes));
-        else callback(null, chunk);
+        if (loaded.bytes > maxBytes) return callback(tooLarge(maxBytes));
+        try {
+          utf8.decode(chunk, { stream: true });
+        } catch {
+          return callback(notUtf8());
+        }
+        callback(null, chunk);
+      },
+      flush(callback) {
+        try {
+          utf8.decode();
+        } catch {
+          return callback(notUtf8());
+        }
+        callback();
       },
     });
     // Stray quotes inside a field are kept as text (the row then fails validation on its own
@@ -132,7 +153,7 @@ export function createReconciliationsService(deps: {
           line,
           gatewayRef: null,
           carrierRef: null,
-          reason: `malformed CSV: ${err.message}`,
+          reason: escapeForbidden(`malformed CSV: ${err.message}`),
         },
       });
     });
