@@ -13,7 +13,7 @@ const FROM_CHARGES = `charges ch JOIN carriers car ON car.id = ch.carrier_id`;
 
 /**
  * What a charge attempt needs before anything is written, in one round trip: the merchant, the
- * subscriber with its carrier, and the answer already stored under the request's key, if any (a
+ * number's one holder (subscribers_msisdn_holder_idx) with its carrier, and the answer already stored under the request's key, if any (a
  * stored answer never changes, so it may be read outside the transaction that would write one).
  * Named, like executeOneStepCharge: planned once per connection rather than on every charge.
  */
@@ -45,7 +45,7 @@ export async function loadChargeAttempt(
        LEFT JOIN idempotency_keys k ON k.owner_id = $3 AND k.key = $4
        LEFT JOIN merchants m ON m.id = $1
        LEFT JOIN LATERAL (
-         SELECT * FROM subscribers WHERE msisdn = $2 ORDER BY (status = 'active') DESC, updated_at DESC LIMIT 1
+         SELECT * FROM subscribers WHERE msisdn = $2 AND status <> 'ported_out'
        ) s ON true
        LEFT JOIN carriers c ON c.id = s.carrier_id`,
     values: [merchantId, msisdn, request.ownerId, request.key],
@@ -311,6 +311,24 @@ export async function lockSubscriberAccount(db: Queryable, accountId: string): P
   await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [accountId]);
 }
 
+/**
+ * Locks the subscriber's account row (the lock a port completion holds while it marks the record
+ * ported_out), then reads whether the record still holds its number. Two statements on purpose:
+ * the second takes its snapshot after the lock was granted, so it sees a completion that
+ * committed while this one waited.
+ */
+export async function lockHeldSubscriber(
+  db: Queryable,
+  subscriber: Pick<SubscriberRow, 'id' | 'account_id'>,
+): Promise<boolean> {
+  await lockSubscriberAccount(db, subscriber.account_id);
+  const { rows } = await db.query<{ status: string }>(
+    'SELECT status FROM subscribers WHERE id = $1',
+    [subscriber.id],
+  );
+  return rows[0]?.status !== 'ported_out';
+}
+
 export async function insertOtp(
   db: Queryable,
   chargeId: string,
@@ -380,6 +398,7 @@ export type OneStepResult =
   | { outcome: 'limit_daily_exceeded' }
   | { outcome: 'limit_monthly_exceeded' }
   | { outcome: 'stale' }
+  | { outcome: 'ported' }
   | { outcome: 'recorded' };
 
 /** The carrier's daily and monthly caps for the subscriber, counted by the one-step statement. */
@@ -396,7 +415,8 @@ export interface OneStepSpendCaps {
  * debits the subscriber within its floor, posts the journal and writes the record (a success), or
  * writes nothing when the debit does not fit ('below_floor'), would pass a spend cap
  * ('limit_daily_exceeded', 'limit_monthly_exceeded'), or was stamped longer than
- * charge_stamp_tolerance() before the statement began ('stale'); without one, writes the record
+ * charge_stamp_tolerance() before the statement began ('stale'), or when a port completion made
+ * the subscriber ported_out before the account lock was had ('ported'); without one, writes the record
  * (a denial).
  * Run it on the pool, not inside a transaction: the statement is the transaction.
  */
@@ -475,6 +495,7 @@ export async function executeOneStepCharge(
     case 'limit_daily_exceeded':
     case 'limit_monthly_exceeded':
     case 'stale':
+    case 'ported':
     case 'recorded':
       return { outcome: row.outcome };
     default:

@@ -259,6 +259,17 @@ export function deniedFields(code: DenialCode) {
   };
 }
 
+/**
+ * Thrown when a port completed between resolving a number and locking its holder's account:
+ * nothing was written, and the charge is attempted again against the number's new holder.
+ */
+export class NumberPorted extends Error {
+  constructor() {
+    super('The number was ported while the charge was being made.');
+    this.name = 'NumberPorted';
+  }
+}
+
 /** The denial a charge gets whatever the subscriber's balance, or null (checked in this order). */
 export function denialBeforeBalance(a: ChargeAttempt): DenialCode | null {
   if (a.subscriber.status === 'barred') return 'subscriber_barred';
