@@ -262,6 +262,26 @@ export async function lockExpiredReservations(db: Queryable, batch: number): Pro
   return rows;
 }
 
+/**
+ * A subscriber's charges that hold money (reservations, pending consents), row-locked; with
+ * `noWait`, fails at once (55P03) instead of waiting for a charge another transaction holds.
+ */
+export async function lockOpenChargesOf(
+  db: Queryable,
+  subscriberId: string,
+  options: { except?: string[]; noWait?: boolean } = {},
+): Promise<ChargeRow[]> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
+      WHERE ch.subscriber_id = $1 AND ch.status IN ('reserved', 'pending_validation')
+        AND NOT (ch.id = ANY($2::text[]))
+      ORDER BY ch.id
+      FOR UPDATE OF ch${options.noWait ? ' NOWAIT' : ''}`,
+    [subscriberId, options.except ?? []],
+  );
+  return rows;
+}
+
 /** Pending consents whose code has expired (database time), locked for this sweeper. */
 export async function lockExpiredConsents(db: Queryable, batch: number): Promise<ChargeRow[]> {
   const { rows } = await db.query<ChargeRow>(

@@ -20,6 +20,14 @@ export async function findSubscriber(
   return rows[0];
 }
 
+export async function findSubscriberById(
+  db: Queryable,
+  id: string,
+): Promise<SubscriberRow | undefined> {
+  const { rows } = await db.query<SubscriberRow>('SELECT * FROM subscribers WHERE id = $1', [id]);
+  return rows[0];
+}
+
 /** The one record that holds a number (subscribers_msisdn_holder_idx), at whichever carrier. */
 export async function findHolder(
   db: Queryable,
