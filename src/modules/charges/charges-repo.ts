@@ -395,9 +395,9 @@ export async function deleteOtp(db: Queryable, chargeId: string): Promise<void> 
 export async function findChargeSubscriber(
   db: Queryable,
   subscriberId: string,
-): Promise<Pick<SubscriberRow, 'account_id' | 'status'>> {
-  const { rows } = await db.query<Pick<SubscriberRow, 'account_id' | 'status'>>(
-    'SELECT account_id, status FROM subscribers WHERE id = $1',
+): Promise<Pick<SubscriberRow, 'account_id' | 'status' | 'funding_type'>> {
+  const { rows } = await db.query<Pick<SubscriberRow, 'account_id' | 'status' | 'funding_type'>>(
+    'SELECT account_id, status, funding_type FROM subscribers WHERE id = $1',
     [subscriberId],
   );
   return rows[0]!;

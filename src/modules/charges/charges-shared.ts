@@ -58,20 +58,24 @@ export function captureLegs(
   ];
 }
 
-/** A business outcome answered as problem+json (stored and replayed like any other). */
-/** The legs of a refund: a capture's legs reversed, for the refunded amount and its share of the split. */
+/**
+ * The legs of a refund: a capture's legs reversed, for the refunded amount and its share of the
+ * split; `credited` is the subscriber's account, or what stands in for it once the number left.
+ */
 export function refundLegs(
-  subscriberAccount: string,
+  credited: Leg['account'],
   parties: { merchant: Leg['account']; carrier: Leg['account']; fees: Leg['account'] },
   amount: bigint,
   parts: RevenueSplit,
 ): Leg[] {
-  return captureLegs(subscriberAccount, parties, amount, parts).map((leg) => ({
-    ...leg,
-    amount: -leg.amount,
-  }));
+  const [, ...partyLegs] = captureLegs(credited.id, parties, amount, parts);
+  return [
+    { account: credited, amount },
+    ...partyLegs.map((leg) => ({ ...leg, amount: -leg.amount })),
+  ];
 }
 
+/** A business outcome answered as problem+json (stored and replayed like any other). */
 export function problemOutcome(err: AppError, requestId: string): Outcome {
   return {
     status: err.status,
