@@ -481,26 +481,62 @@ describe('porting: races', () => {
       const merchant = await newMerchant(h);
       const port = (await portIn(gaining, { msisdn: sub.msisdn, funding_type: 'prepaid' })).body;
       expect((await answer(losing, port.id, 'accept')).status).toBe(200);
+      // Reservations made before, captured while the completion runs.
+      const held: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await charge(h, merchant, {
+          msisdn: sub.msisdn,
+          amount: '2000',
+          capture: false,
+        });
+        held.push(r.body.id as string);
+      }
       const attempts = Array.from({ length: 40 }, (_, i) => ({
         key: `race-${randomSuffix()}`,
         capture: i % 2 === 0,
       }));
-      const completion = (async () => {
-        await new Promise((r) => setTimeout(r, 5 + round * 10));
-        return round === 1
+      // The completion starts once five charges have been answered (so those are on the old
+      // holder) while the other 35 are still in flight.
+      let answered = 0;
+      let startCompletion!: () => void;
+      const started = new Promise<void>((resolve) => (startCompletion = resolve));
+      const completion = started.then(() =>
+        round === 1
           ? h.c.ports.completionWorker().runOnce()
-          : adminClose(port.id, 'complete').then((r) => r.status);
-      })();
-      const results = await Promise.all([
-        completion,
-        ...attempts.map((a) =>
-          charge(h, merchant, { msisdn: sub.msisdn, amount: '1000', capture: a.capture }, a.key),
+          : adminClose(port.id, 'complete').then((r) => r.status),
+      );
+      const capturing = started.then(() =>
+        Promise.all(
+          held.map((id) =>
+            h.http
+              .post(`/v1/charges/${id}/capture`)
+              .set(bearer(merchant.key))
+              .set('Idempotency-Key', idem())
+              .send({}),
+          ),
         ),
-      ]);
-      const [, ...answers] = results as [
-        unknown,
-        ...{ status: number; body: Record<string, unknown> }[],
-      ];
+      );
+      const answers = await Promise.all(
+        attempts.map(async (a) => {
+          const res = await charge(
+            h,
+            merchant,
+            { msisdn: sub.msisdn, amount: '1000', capture: a.capture },
+            a.key,
+          );
+          if (++answered === 5) startCompletion();
+          return res as { status: number; body: Record<string, unknown> };
+        }),
+      );
+      expect(await completion).toBe(round === 1 ? 1 : 200);
+      const captures = await capturing;
+      // A capture either won (before the port) or found the reservation cancelled by it.
+      for (const c of captures) {
+        expect(
+          c.status === 200 || (c.status === 409 && c.body.current_status === 'cancelled'),
+          JSON.stringify(c.body),
+        ).toBe(true);
+      }
       for (const a of answers) expect([201, 402], JSON.stringify(a.body)).toContain(a.status);
       expect((await portsOf(sub.msisdn))[0]).toMatchObject({ status: 'completed' });
 
@@ -520,7 +556,7 @@ describe('porting: races', () => {
       // Every answered charge exists once, on one of the two records.
       const ids = answers.map((a) => (a.body.id ?? a.body.charge_id) as string);
       expect(new Set(ids).size).toBe(attempts.length);
-      expect(charges.rows.map((c) => c.id).sort()).toEqual([...ids].sort());
+      expect(charges.rows.map((c) => c.id).sort()).toEqual([...ids, ...held].sort());
       for (const c of charges.rows) expect([old!.id, fresh!.id]).toContain(c.subscriber_id);
       const onOld = charges.rows.filter((c) => c.subscriber_id === old!.id);
       const onNew = charges.rows.filter((c) => c.subscriber_id === fresh!.id);
@@ -535,6 +571,7 @@ describe('porting: races', () => {
       }
       for (const c of onNew)
         expect(c).toMatchObject({ status: 'denied', denial_code: 'insufficient_funds' });
+      expect(onOld.length).toBeGreaterThanOrEqual(5);
       const spent = onOld.reduce((s, c) => s + BigInt(c.amount_captured), 0n);
       const [p] = await portsOf(sub.msisdn);
       expect(BigInt(p!.returned_balance as string)).toBe(1_000_000n - spent);
