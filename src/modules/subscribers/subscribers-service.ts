@@ -132,9 +132,15 @@ export function createSubscribersService(deps: {
     creditLimit: bigint | undefined,
   ): Promise<{ created: boolean; subscriber: SubscriberView }> {
     const carrierId = carrier.id;
-    const current = await repo.findSubscriber(tx, carrierId, msisdn, { forUpdate: true });
+    let current = await repo.findSubscriber(tx, carrierId, msisdn, { forUpdate: true });
     if (current?.status === 'ported_out') throw portedOut();
-    if (!current && (await repo.findHolder(tx, msisdn))) throw heldElsewhere();
+    if (!current) {
+      // Read by a later statement than the one above: this carrier's own record may have been
+      // committed in between (a concurrent PUT of the same number by the same carrier).
+      const holder = await repo.findHolder(tx, msisdn, { forUpdate: true });
+      if (holder && holder.carrier_id !== carrierId) throw heldElsewhere();
+      current = holder;
+    }
     const limit = creditLimit ?? (current ? BigInt(current.credit_limit) : 0n);
     const floor = subscriberFloor(input.funding_type, limit);
     let row: SubscriberRow;
