@@ -331,24 +331,6 @@ export async function lockSubscriberAccount(db: Queryable, accountId: string): P
   await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [accountId]);
 }
 
-/**
- * Locks the subscriber's account row (the lock a port completion holds while it marks the record
- * ported_out), then reads whether the record still holds its number. Two statements on purpose:
- * the second takes its snapshot after the lock was granted, so it sees a completion that
- * committed while this one waited.
- */
-export async function lockHeldSubscriber(
-  db: Queryable,
-  subscriber: Pick<SubscriberRow, 'id' | 'account_id'>,
-): Promise<boolean> {
-  await lockSubscriberAccount(db, subscriber.account_id);
-  const { rows } = await db.query<{ status: string }>(
-    'SELECT status FROM subscribers WHERE id = $1',
-    [subscriber.id],
-  );
-  return rows[0]?.status !== 'ported_out';
-}
-
 export async function insertOtp(
   db: Queryable,
   chargeId: string,

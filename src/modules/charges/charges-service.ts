@@ -20,6 +20,7 @@ import type { LedgerService } from '../ledger/ledger-service.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
 import { parseAmount, splitRevenue } from '../money/money.js';
 import { insertSms } from '../sms/sms-repo.js';
+import * as subscribersRepo from '../subscribers/subscribers-repo.js';
 import type { SubscriberRow } from '../subscribers/subscribers-types.js';
 import { createConfirmCharge } from './charges-confirm.js';
 import {
@@ -337,7 +338,7 @@ export function createChargesService(deps: {
     if (decided) return deny(decided);
     // Before anything reads or moves the balance: the holder's account lock, and a check that no
     // port completion made the record ported_out since the number was resolved.
-    if (!(await repo.lockHeldSubscriber(tx, subscriber))) throw new NumberPorted();
+    if (!(await subscribersRepo.lockHeldSubscriber(tx, subscriber))) throw new NumberPorted();
     const overLimit = await spendLimitDenial(tx, a, amount);
     if (overLimit) return deny(overLimit);
     const shortfall = shortfallDenial(subscriber);

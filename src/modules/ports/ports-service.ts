@@ -88,18 +88,20 @@ export function createPortsService(deps: {
   const { pool, ledger, idempotency, metrics } = deps;
   const currencies = new Map<string, string>();
 
-  /** Amounts on a port are in the losing carrier's currency. */
+  /** Amounts on a port are in the losing carrier's currency (a carrier's currency never changes). */
   async function formatterFor(
     db: PoolClient | Pool,
     carrierId: string,
   ): Promise<(minor: bigint) => string> {
     let currency = currencies.get(carrierId);
     if (currency === undefined) {
-      currency = (await carriersRepo.findCarrier(db, carrierId))?.currency ?? 'XXX';
+      const carrier = await carriersRepo.findCarrier(db, carrierId);
+      if (!carrier) throw new Error(`No carrier ${carrierId}.`);
+      currency = carrier.currency;
       currencies.set(carrierId, currency);
     }
     const c = currency;
-    return (minor) => (c === 'XXX' ? minor.toString() : formatAmount(minor, c));
+    return (minor) => formatAmount(minor, c);
   }
 
   async function viewOf(db: PoolClient | Pool, row: PortRow, viewer: PortViewer) {

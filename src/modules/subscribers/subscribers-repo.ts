@@ -41,6 +41,24 @@ export async function findHolder(
   return rows[0];
 }
 
+/**
+ * Locks the subscriber's account row (the lock a port completion holds while it marks the record
+ * ported_out), then reads whether the record still holds its number. Two statements on purpose:
+ * the second takes its snapshot after the lock was granted, so it sees a completion that
+ * committed while this one waited.
+ */
+export async function lockHeldSubscriber(
+  db: Queryable,
+  subscriber: Pick<SubscriberRow, 'id' | 'account_id'>,
+): Promise<boolean> {
+  await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [subscriber.account_id]);
+  const { rows } = await db.query<{ status: string }>(
+    'SELECT status FROM subscribers WHERE id = $1',
+    [subscriber.id],
+  );
+  return rows[0]?.status !== 'ported_out';
+}
+
 /** Marks a record ported_out: from now on it is read-only history. */
 export async function markPortedOut(db: Queryable, id: string): Promise<SubscriberRow> {
   const { rows } = await db.query<SubscriberRow>(

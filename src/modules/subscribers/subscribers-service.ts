@@ -238,7 +238,11 @@ export function createSubscribersService(deps: {
             'subscriber_not_found',
             `No subscriber ${maskMsisdn(msisdn)} at this carrier.`,
           );
-        if (sub.status === 'ported_out') throw portedOut();
+        // Under the account lock a port completion holds: a top-up racing one either lands before
+        // the balance is handed back or finds the record ported out, never credits a dead record.
+        if (sub.status === 'ported_out' || !(await repo.lockHeldSubscriber(tx, sub))) {
+          throw portedOut();
+        }
         if (sub.funding_type !== 'prepaid') {
           throw new AppError(
             'invalid_state',
