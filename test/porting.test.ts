@@ -513,6 +513,8 @@ describe('porting: races', () => {
           ),
         ),
       );
+      // Top-ups by the losing carrier while the completion runs.
+      const toppingUp = started.then(() => Promise.all([1, 2, 3, 4].map(() => topup(sub, '500'))));
       const answers = await Promise.all(
         attempts.map(async (a) => {
           const res = await charge(
@@ -527,6 +529,14 @@ describe('porting: races', () => {
       );
       expect(await completion).toBe(round === 1 ? 1 : 200);
       const captures = await capturing;
+      const topups = await toppingUp;
+      for (const t of topups) {
+        expect(
+          t.status === 201 || (t.status === 409 && t.body.current_status === 'ported_out'),
+          JSON.stringify(t.body),
+        ).toBe(true);
+      }
+      const toppedUp = 500n * BigInt(topups.filter((t) => t.status === 201).length);
       // A capture either won (before the port) or found the reservation cancelled by it.
       for (const c of captures) {
         expect(
@@ -571,7 +581,7 @@ describe('porting: races', () => {
       expect(onOld.length).toBeGreaterThanOrEqual(5);
       const spent = onOld.reduce((s, c) => s + BigInt(c.amount_captured), 0n);
       const [p] = await portsOf(sub.msisdn);
-      expect(BigInt(p!.returned_balance as string)).toBe(1_000_000n - spent);
+      expect(BigInt(p!.returned_balance as string)).toBe(1_000_000n + toppedUp - spent);
       expect(p!.cancelled_charges).toBe(onOld.filter((c) => c.status === 'cancelled').length);
       const balances = await h.c.pool.query<{ id: string; posted: string; pending: string }>(
         'SELECT id, posted::text, pending::text FROM ledger_accounts WHERE id = ANY($1)',
