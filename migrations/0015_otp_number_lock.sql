@@ -29,20 +29,9 @@ RETURNS timestamptz LANGUAGE sql STABLE AS $$
     FROM otp_failures_in_window(failed_at, window_seconds) AS w
 $$;
 
--- Events for carriers, which have no webhook endpoint: read with GET /v1/carrier/events.
-CREATE TABLE carrier_events (
-  id          text PRIMARY KEY,
-  carrier_id  text NOT NULL REFERENCES carriers (id),
-  type        text NOT NULL CHECK (type IN ('subscriber.otp_locked')),
-  -- The subscriber number the event is about (the carrier's own subscriber).
-  msisdn      text NOT NULL,
-  data        jsonb NOT NULL,
-  created_at  timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-CREATE INDEX carrier_events_carrier_idx ON carrier_events (carrier_id, id DESC);
+-- The carrier is told in carrier_events (migration 0013), type subscriber.otp_locked.
 
 -- Down Migration
-DROP TABLE carrier_events;
 DROP FUNCTION otp_number_locked_until(timestamptz[], integer, integer);
 DROP FUNCTION otp_failures_in_window(timestamptz[], integer);
 DROP TABLE otp_number_failures;

@@ -23,6 +23,7 @@ import { searchRoutes } from './modules/search/search-routes.js';
 import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
+import { portsRoutes } from './modules/ports/ports-routes.js';
 import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
 import { OPENAPI_PATH } from './paths.js';
 
@@ -80,6 +81,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(smsRoutes(c));
   app.use(searchRoutes(c));
   app.use(adjustmentsRoutes(c));
+  app.use(portsRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

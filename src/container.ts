@@ -50,6 +50,7 @@ import {
   createSubscribersService,
   type SubscribersService,
 } from './modules/subscribers/subscribers-service.js';
+import { createPortsService, type PortsService } from './modules/ports/ports-service.js';
 import { createAuthFailureBrake } from './modules/rate-limit/rate-limit-http.js';
 import { resolveOtpSecret } from './modules/charges/charges-consent.js';
 import {
@@ -104,6 +105,8 @@ export interface Container extends Infrastructure {
   webhookEndpoints: WebhookEndpointService;
   settlements: SettlementsService;
   reconciliations: ReconciliationsService;
+  /** Number porting between carriers (SPEC §9.1). */
+  ports: PortsService;
   /** The SMS outbox's sandbox inbox (its dispatcher is among the workers). */
   sms: SmsService;
   authBrake: AuthFailureBrake;
@@ -140,6 +143,7 @@ export function createContainer(infra: Infrastructure): Container {
       windowSeconds: config.OTP_MSISDN_WINDOW_SECONDS,
     },
   });
+  const ports = createPortsService({ pool, ledger, idempotency, metrics: infra.metrics });
   const bulkPool = infra.bulkPool ?? pool;
   // SPEC §10: outside sandbox, tenants' URLs lead to public unicast addresses only.
   const resolveHost = infra.resolveHost ?? systemResolveHost;
@@ -180,12 +184,14 @@ export function createContainer(infra: Infrastructure): Container {
       maxBytes: config.RECONCILIATION_MAX_BYTES,
       bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
     }),
+    ports,
     authBrake: createAuthFailureBrake(rateLimits),
     rateLimits,
     sms: createSmsService({ pool }),
     workers: [
       ledgerRollUpWorker(ledger),
       charges.expiryWorker(),
+      ports.completionWorker(),
       idempotency.reaper(),
       settlements.worker(),
       createAuditSealer({ pool, batchSize: config.AUDIT_SEAL_BATCH_SIZE }),

@@ -32,6 +32,7 @@ export const ERROR_STATUS = {
   invalid_state: 409,
   refund_exceeds_charge: 409,
   account_floor_exceeded: 409,
+  msisdn_held_elsewhere: 409,
   idempotency_request_in_progress: 409,
   // 413 / 415 / 422 / 429
   payload_too_large: 413,

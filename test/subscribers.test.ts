@@ -117,3 +117,117 @@ describe('carrier subscribers', () => {
     expect((await subscriberBalance(h, barred)).available).toBe('10000');
   });
 });
+
+describe('one carrier per number (SPEC §9.1)', () => {
+  const put = (key: string, msisdn: string, body: Record<string, unknown>) =>
+    h.http.put(`/v1/carrier/subscribers/${msisdn}`).set(bearer(key)).send(body);
+  const withoutRequestId = (body: Record<string, unknown>) => {
+    const { request_id: _ignored, ...rest } = body;
+    void _ignored;
+    return rest;
+  };
+
+  it("a second carrier's PUT of a held number is 409 msisdn_held_elsewhere, says nothing of the holder and writes nothing", async () => {
+    const first = await newCarrier(h);
+    const second = await newCarrier(h);
+    const third = await newCarrier(h);
+    const heldByFirst = await newSubscriber(h, first, { balance: '3000' });
+    const heldBySecond = await newSubscriber(h, second);
+    const before = await h.http
+      .get(`/v1/carrier/subscribers/${heldByFirst.msisdn}`)
+      .set(bearer(first.key));
+
+    const refused = await put(second.key, heldByFirst.msisdn, {
+      funding_type: 'postpaid',
+      status: 'barred',
+      credit_limit: '1000',
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(refused.body).toMatchObject({ code: 'msisdn_held_elsewhere', status: 409 });
+    const text = JSON.stringify(refused.body);
+    expect(text).not.toContain(first.id);
+    expect(text).not.toContain(first.code);
+    // The same answer whoever holds the number.
+    const other = await put(third.key, heldBySecond.msisdn, {
+      funding_type: 'prepaid',
+      status: 'active',
+    });
+    const otherHolder = await put(third.key, heldByFirst.msisdn, {
+      funding_type: 'prepaid',
+      status: 'active',
+    });
+    expect(withoutRequestId(other.body)).toEqual(withoutRequestId(refused.body));
+    expect(withoutRequestId(otherHolder.body)).toEqual(withoutRequestId(refused.body));
+
+    // Nothing written: the second carrier has no record, the holder's is unchanged.
+    expect(
+      (await h.http.get(`/v1/carrier/subscribers/${heldByFirst.msisdn}`).set(bearer(second.key)))
+        .status,
+    ).toBe(404);
+    const after = await h.http
+      .get(`/v1/carrier/subscribers/${heldByFirst.msisdn}`)
+      .set(bearer(first.key));
+    expect(after.body).toEqual(before.body);
+    const { rows } = await h.c.pool.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM subscribers WHERE msisdn = $1',
+      [heldByFirst.msisdn],
+    );
+    expect(rows[0]!.n).toBe('1');
+    const topup2 = await topup(second.key, heldByFirst.msisdn, '500');
+    expect(topup2.status).toBe(404);
+    // The holder's own update still works.
+    expect(
+      (await put(first.key, heldByFirst.msisdn, { funding_type: 'prepaid', status: 'suspended' }))
+        .status,
+    ).toBe(200);
+  });
+
+  it('when two carriers PUT one new number at once, exactly one holds it and the other gets 409', async () => {
+    for (let round = 0; round < 5; round++) {
+      const carriers = await Promise.all([newCarrier(h), newCarrier(h), newCarrier(h)]);
+      const msisdn = randomMsisdn();
+      const answers = await Promise.all(
+        carriers.flatMap((c) =>
+          [1, 2].map(() => put(c.key, msisdn, { funding_type: 'prepaid', status: 'active' })),
+        ),
+      );
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+      const winner = carriers[Math.floor(statuses.indexOf(201) / 2)]!;
+      answers.forEach((a, i) => {
+        const carrier = carriers[Math.floor(i / 2)]!;
+        if (carrier === winner) expect([200, 201], JSON.stringify(a.body)).toContain(a.status);
+        else expect(a.body.code, JSON.stringify(a.body)).toBe('msisdn_held_elsewhere');
+      });
+      const { rows } = await h.c.pool.query<{ carrier_id: string }>(
+        'SELECT carrier_id FROM subscribers WHERE msisdn = $1',
+        [msisdn],
+      );
+      expect(rows).toEqual([{ carrier_id: winner.id }]);
+    }
+  });
+
+  it('the database itself refuses a second holder of a number', async () => {
+    const first = await newCarrier(h);
+    const second = await newCarrier(h);
+    const held = await newSubscriber(h, first);
+    const account = await h.c.pool.query<{ id: string }>(
+      `INSERT INTO ledger_accounts (id, kind, owner_id, currency, hot, floor)
+       VALUES ($1, 'subscriber', $1, 'VND', false, 0) RETURNING id`,
+      [`acc_test_${Math.random().toString(36).slice(2)}`],
+    );
+    await expect(
+      h.c.pool.query(
+        `INSERT INTO subscribers (id, carrier_id, msisdn, funding_type, status, account_id)
+         VALUES ($1, $2, $3, 'prepaid', 'active', $4)`,
+        [
+          `sub_test_${Math.random().toString(36).slice(2)}`,
+          second.id,
+          held.msisdn,
+          account.rows[0]!.id,
+        ],
+      ),
+    ).rejects.toMatchObject({ code: '23505', constraint: 'subscribers_msisdn_holder_idx' });
+  });
+});

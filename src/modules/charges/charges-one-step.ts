@@ -24,6 +24,7 @@ import {
   denialBeforeBalance,
   deniedFields,
   denialOutcome,
+  NumberPorted,
   shortfallDenial,
   type ChargeAttempt,
 } from './charges-shared.js';
@@ -81,6 +82,8 @@ export function createOneStepCharge(deps: { pool: Pool; metrics: Pick<Metrics, '
       case 'limit_daily_exceeded':
       case 'limit_monthly_exceeded':
         return result.outcome;
+      case 'ported':
+        throw new NumberPorted();
       case 'stale':
         // Built long before a connection came free: nothing was written, the client may retry.
         throw new AppError('service_unavailable', 'The gateway is overloaded; retry the request.', {

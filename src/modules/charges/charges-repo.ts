@@ -13,7 +13,7 @@ const FROM_CHARGES = `charges ch JOIN carriers car ON car.id = ch.carrier_id`;
 
 /**
  * What a charge attempt needs before anything is written, in one round trip: the merchant, the
- * subscriber with its carrier, and the answer already stored under the request's key, if any (a
+ * number's one holder (subscribers_msisdn_holder_idx) with its carrier, and the answer already stored under the request's key, if any (a
  * stored answer never changes, so it may be read outside the transaction that would write one).
  * Named, like executeOneStepCharge: planned once per connection rather than on every charge.
  */
@@ -45,7 +45,7 @@ export async function loadChargeAttempt(
        LEFT JOIN idempotency_keys k ON k.owner_id = $3 AND k.key = $4
        LEFT JOIN merchants m ON m.id = $1
        LEFT JOIN LATERAL (
-         SELECT * FROM subscribers WHERE msisdn = $2 ORDER BY (status = 'active') DESC, updated_at DESC LIMIT 1
+         SELECT * FROM subscribers WHERE msisdn = $2 AND status <> 'ported_out'
        ) s ON true
        LEFT JOIN carriers c ON c.id = s.carrier_id`,
     values: [merchantId, msisdn, request.ownerId, request.key],
@@ -262,6 +262,26 @@ export async function lockExpiredReservations(db: Queryable, batch: number): Pro
   return rows;
 }
 
+/**
+ * A subscriber's charges that hold money (reservations, pending consents), row-locked; with
+ * `noWait`, fails at once (55P03) instead of waiting for a charge another transaction holds.
+ */
+export async function lockOpenChargesOf(
+  db: Queryable,
+  subscriberId: string,
+  options: { except?: string[]; noWait?: boolean } = {},
+): Promise<ChargeRow[]> {
+  const { rows } = await db.query<ChargeRow>(
+    `SELECT ${CHARGE_COLUMNS} FROM ${FROM_CHARGES}
+      WHERE ch.subscriber_id = $1 AND ch.status IN ('reserved', 'pending_validation')
+        AND NOT (ch.id = ANY($2::text[]))
+      ORDER BY ch.id
+      FOR UPDATE OF ch${options.noWait ? ' NOWAIT' : ''}`,
+    [subscriberId, options.except ?? []],
+  );
+  return rows;
+}
+
 /** Pending consents whose code has expired (database time), locked for this sweeper. */
 export async function lockExpiredConsents(db: Queryable, batch: number): Promise<ChargeRow[]> {
   const { rows } = await db.query<ChargeRow>(
@@ -440,9 +460,9 @@ export async function deleteOtp(db: Queryable, chargeId: string): Promise<void> 
 export async function findChargeSubscriber(
   db: Queryable,
   subscriberId: string,
-): Promise<Pick<SubscriberRow, 'account_id' | 'status'>> {
-  const { rows } = await db.query<Pick<SubscriberRow, 'account_id' | 'status'>>(
-    'SELECT account_id, status FROM subscribers WHERE id = $1',
+): Promise<Pick<SubscriberRow, 'account_id' | 'status' | 'funding_type'>> {
+  const { rows } = await db.query<Pick<SubscriberRow, 'account_id' | 'status' | 'funding_type'>>(
+    'SELECT account_id, status, funding_type FROM subscribers WHERE id = $1',
     [subscriberId],
   );
   return rows[0]!;
@@ -463,6 +483,7 @@ export type OneStepResult =
   | { outcome: 'limit_daily_exceeded' }
   | { outcome: 'limit_monthly_exceeded' }
   | { outcome: 'stale' }
+  | { outcome: 'ported' }
   | { outcome: 'recorded' };
 
 /** The carrier's daily and monthly caps for the subscriber, counted by the one-step statement. */
@@ -479,7 +500,8 @@ export interface OneStepSpendCaps {
  * debits the subscriber within its floor, posts the journal and writes the record (a success), or
  * writes nothing when the debit does not fit ('below_floor'), would pass a spend cap
  * ('limit_daily_exceeded', 'limit_monthly_exceeded'), or was stamped longer than
- * charge_stamp_tolerance() before the statement began ('stale'); without one, writes the record
+ * charge_stamp_tolerance() before the statement began ('stale'), or when a port completion made
+ * the subscriber ported_out before the account lock was had ('ported'); without one, writes the record
  * (a denial).
  * Run it on the pool, not inside a transaction: the statement is the transaction.
  */
@@ -558,6 +580,7 @@ export async function executeOneStepCharge(
     case 'limit_daily_exceeded':
     case 'limit_monthly_exceeded':
     case 'stale':
+    case 'ported':
     case 'recorded':
       return { outcome: row.outcome };
     default:

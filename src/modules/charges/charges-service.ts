@@ -20,6 +20,7 @@ import type { LedgerService } from '../ledger/ledger-service.js';
 import type { MerchantRow } from '../merchants/merchants-types.js';
 import { parseAmount, splitRevenue } from '../money/money.js';
 import { insertSms } from '../sms/sms-repo.js';
+import * as subscribersRepo from '../subscribers/subscribers-repo.js';
 import type { SubscriberRow } from '../subscribers/subscribers-types.js';
 import { createConfirmCharge } from './charges-confirm.js';
 import {
@@ -45,6 +46,7 @@ import {
   denialOutcome,
   invalidState,
   lockCharge,
+  NumberPorted,
   recordChange as recordChargeChange,
   releaseCharge,
   shortfallDenial,
@@ -179,37 +181,26 @@ export function createChargesService(deps: {
 
   return {
     async createCharge(actor, merchantId, input, idem, options = {}) {
-      const amount = parseAmount(input.amount, input.currency);
-      const { merchant, subscriber, carrier, stored } = await repo.loadChargeAttempt(
-        pool,
-        merchantId,
-        input.msisdn,
-        idem,
-      );
-      // A retry of a finished charge replays its answer, whatever changed since (a merchant
-      // suspended since): nothing else is looked at, and the velocity is not counted again.
-      if (stored) return replayOf(idem, stored);
-      if (!merchant) throw new AppError('forbidden', 'This key has no merchant.');
-      // Refusals record nothing; going through the key stores the ones that are business
-      // outcomes (currency_mismatch) and leaves the key free for the others.
-      const refusal = chargeRefusal(merchant, subscriber, carrier, input);
-      if (refusal || !subscriber || !carrier) {
-        return idempotency.run(idem, () => Promise.reject(refusal ?? new Error('unreachable')));
-      }
-      if (options.beforeExecute) await options.beforeExecute();
-      const attempt: ChargeAttempt = {
-        actor,
-        merchant,
-        subscriber,
-        carrier,
-        accounts: await parties(merchantId, carrier.id, carrier.currency),
-        input,
-        amount,
-        idem,
+      // The velocity counts an attempt once, however often a port sends it round again.
+      let counted = false;
+      const beforeExecute = async () => {
+        if (counted || !options.beforeExecute) return;
+        counted = true;
+        await options.beforeExecute();
       };
-      const oneStep = (input.capture ?? true) && !needsConsent(merchant, carrier, amount);
-      if (oneStep) return executeOneStep(attempt);
-      return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
+      for (let pass = 0; ; pass++) {
+        try {
+          return await attemptCharge(actor, merchantId, input, idem, beforeExecute);
+        } catch (err) {
+          if (!(err instanceof NumberPorted)) throw err;
+          // A number ports rarely: a second completion within these passes is not a real case.
+          if (pass >= 2) {
+            throw new AppError('service_unavailable', 'The number is being ported; retry.', {
+              headers: { 'Retry-After': '1' },
+            });
+          }
+        }
+      }
     },
 
     confirmCharge: createConfirmCharge({
@@ -298,6 +289,47 @@ export function createChargesService(deps: {
     }),
   };
 
+  /** One attempt at a new charge against the number's holder as resolved now. */
+  async function attemptCharge(
+    actor: Actor,
+    merchantId: string,
+    input: CreateChargeInput,
+    idem: IdempotentRequest,
+    beforeExecute: () => Promise<void>,
+  ): Promise<StoredOutcome> {
+    const amount = parseAmount(input.amount, input.currency);
+    const { merchant, subscriber, carrier, stored } = await repo.loadChargeAttempt(
+      pool,
+      merchantId,
+      input.msisdn,
+      idem,
+    );
+    // A retry of a finished charge replays its answer, whatever changed since (a merchant
+    // suspended since): nothing else is looked at, and the velocity is not counted again.
+    if (stored) return replayOf(idem, stored);
+    if (!merchant) throw new AppError('forbidden', 'This key has no merchant.');
+    // Refusals record nothing; going through the key stores the ones that are business
+    // outcomes (currency_mismatch) and leaves the key free for the others.
+    const refusal = chargeRefusal(merchant, subscriber, carrier, input);
+    if (refusal || !subscriber || !carrier) {
+      return idempotency.run(idem, () => Promise.reject(refusal ?? new Error('unreachable')));
+    }
+    await beforeExecute();
+    const attempt: ChargeAttempt = {
+      actor,
+      merchant,
+      subscriber,
+      carrier,
+      accounts: await parties(merchantId, carrier.id, carrier.currency),
+      input,
+      amount,
+      idem,
+    };
+    const oneStep = (input.capture ?? true) && !needsConsent(merchant, carrier, amount);
+    if (oneStep) return executeOneStep(attempt);
+    return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
+  }
+
   async function executeCharge(tx: PoolClient, a: ChargeAttempt): Promise<Outcome> {
     const { actor, merchant, subscriber, carrier, accounts, amount } = a;
     const base = chargeBase(a, newId('ch'));
@@ -313,6 +345,9 @@ export function createChargesService(deps: {
 
     const decided = denialBeforeBalance(a);
     if (decided) return deny(decided);
+    // Before anything reads or moves the balance: the holder's account lock, and a check that no
+    // port completion made the record ported_out since the number was resolved.
+    if (!(await subscribersRepo.lockHeldSubscriber(tx, subscriber))) throw new NumberPorted();
     const consent = needsConsent(merchant, carrier, amount);
     if (consent && (await numberLocked(tx, deps.numberOtp, subscriber.msisdn)))
       return deny('otp_locked');

@@ -60,20 +60,24 @@ export function captureLegs(
   ];
 }
 
-/** A business outcome answered as problem+json (stored and replayed like any other). */
-/** The legs of a refund: a capture's legs reversed, for the refunded amount and its share of the split. */
+/**
+ * The legs of a refund: a capture's legs reversed, for the refunded amount and its share of the
+ * split; `credited` is the subscriber's account, or what stands in for it once the number left.
+ */
 export function refundLegs(
-  subscriberAccount: string,
+  credited: Leg['account'],
   parties: { merchant: Leg['account']; carrier: Leg['account']; fees: Leg['account'] },
   amount: bigint,
   parts: RevenueSplit,
 ): Leg[] {
-  return captureLegs(subscriberAccount, parties, amount, parts).map((leg) => ({
-    ...leg,
-    amount: -leg.amount,
-  }));
+  const [, ...partyLegs] = captureLegs(credited.id, parties, amount, parts);
+  return [
+    { account: credited, amount },
+    ...partyLegs.map((leg) => ({ ...leg, amount: -leg.amount })),
+  ];
 }
 
+/** A business outcome answered as problem+json (stored and replayed like any other). */
 export function problemOutcome(err: AppError, requestId: string): Outcome {
   return {
     status: err.status,
@@ -259,6 +263,17 @@ export function deniedFields(code: DenialCode) {
     merchant_net: null,
     denial_code: code,
   };
+}
+
+/**
+ * Thrown when a port completed between resolving a number and locking its holder's account:
+ * nothing was written, and the charge is attempted again against the number's new holder.
+ */
+export class NumberPorted extends Error {
+  constructor() {
+    super('The number was ported while the charge was being made.');
+    this.name = 'NumberPorted';
+  }
 }
 
 /** The denial a charge gets whatever the subscriber's balance, or null (checked in this order). */

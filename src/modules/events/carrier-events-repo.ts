@@ -5,7 +5,14 @@ import { newId } from '../../lib/ids.js';
  * What carriers are told. Carriers have no webhook endpoint: they read their events with
  * `GET /v1/carrier/events`, and each event has an audit event beside it.
  */
-export const CARRIER_EVENT_TYPES = ['subscriber.otp_locked'] as const;
+export const CARRIER_EVENT_TYPES = [
+  'port.requested',
+  'port.accepted',
+  'port.rejected',
+  'port.cancelled',
+  'port.completed',
+  'subscriber.otp_locked',
+] as const;
 export type CarrierEventType = (typeof CARRIER_EVENT_TYPES)[number];
 
 export interface CarrierEventRow {
@@ -13,6 +20,7 @@ export interface CarrierEventRow {
   carrier_id: string;
   type: CarrierEventType;
   msisdn: string;
+  subject_id: string | null;
   data: Record<string, unknown>;
   created_at: Date;
 }
@@ -21,8 +29,10 @@ export interface CarrierEventView {
   id: string;
   object: 'carrier_event';
   type: CarrierEventType;
-  /** The carrier's own subscriber, so shown in full. */
+  /** The number the event is about: the carrier's own subscriber, or one it ports in or out. */
   msisdn: string;
+  /** The object the event is about when it is not the number itself (a port's id). */
+  subject_id: string | null;
   data: Record<string, unknown>;
   created_at: string;
 }
@@ -33,6 +43,7 @@ export function toCarrierEventView(row: CarrierEventRow): CarrierEventView {
     object: 'carrier_event',
     type: row.type,
     msisdn: row.msisdn,
+    subject_id: row.subject_id,
     data: row.data,
     created_at: row.created_at.toISOString(),
   };
@@ -45,13 +56,22 @@ export async function insertCarrierEvent(
     carrierId: string;
     type: CarrierEventType;
     msisdn: string;
-    data: Record<string, unknown>;
+    subjectId?: string;
+    data: object;
   },
 ): Promise<string> {
   const id = newId('evt');
   await db.query(
-    `INSERT INTO carrier_events (id, carrier_id, type, msisdn, data) VALUES ($1, $2, $3, $4, $5)`,
-    [id, event.carrierId, event.type, event.msisdn, JSON.stringify(event.data)],
+    `INSERT INTO carrier_events (id, carrier_id, type, msisdn, subject_id, data)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [
+      id,
+      event.carrierId,
+      event.type,
+      event.msisdn,
+      event.subjectId ?? null,
+      JSON.stringify(event.data),
+    ],
   );
   return id;
 }

@@ -6,7 +6,7 @@ export type AccountKind =
   | 'carrier_funding'
   /** Suspense: the counter-leg of manual adjustments, one per currency. */
   | 'adjustments';
-export type JournalKind = 'topup' | 'capture' | 'refund' | 'adjustment' | 'settlement';
+export type JournalKind = 'topup' | 'capture' | 'refund' | 'adjustment' | 'settlement' | 'port_out';
 
 /** Accounts credited by every charge: written append-only and rolled up in batches. */
 export const HOT_KINDS: ReadonlySet<AccountKind> = new Set([

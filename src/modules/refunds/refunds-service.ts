@@ -4,6 +4,7 @@ import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
+import * as subscribersRepo from '../subscribers/subscribers-repo.js';
 import * as chargesRepo from '../charges/charges-repo.js';
 import { chargeParties, refundLegs } from '../charges/charges-shared.js';
 import { chargeSplit } from '../charges/charges-types.js';
@@ -119,16 +120,24 @@ export function createRefundsService(deps: {
           charge.carrier_id,
           charge.currency,
         );
-        const { account_id: subscriberAccount } = await chargesRepo.findChargeSubscriber(
-          tx,
-          charge.subscriber_id,
-        );
+        const subscriber = await chargesRepo.findChargeSubscriber(tx, charge.subscriber_id);
+        // Under the account lock a port completion holds, whether the number has left: a prepaid
+        // record ported out has handed its balance to its carrier, and so does this refund, rather
+        // than leave money on a record nobody can spend. Its carrier's legs are reversed either way.
+        const held = await subscribersRepo.lockHeldSubscriber(tx, {
+          id: charge.subscriber_id,
+          account_id: subscriber.account_id,
+        });
+        const credited =
+          held || subscriber.funding_type !== 'prepaid'
+            ? { id: subscriber.account_id, hot: false }
+            : await ledger.partyAccount('carrier_funding', charge.carrier_id, charge.currency);
         const id = newId('re');
         await ledger.post(tx, {
           kind: 'refund',
           referenceId: id,
           currency: charge.currency,
-          legs: refundLegs(subscriberAccount, parties, amount, parts),
+          legs: refundLegs(credited, parties, amount, parts),
         });
         const refund = await repo.insertRefund(tx, {
           id,

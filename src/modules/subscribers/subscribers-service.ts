@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../../db/pool.js';
+import type { Pool, PoolClient, Queryable } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
 import type { Actor } from '../../http/context.js';
@@ -15,11 +15,16 @@ import type {
 import type { LedgerService } from '../ledger/ledger-service.js';
 import { formatAmount, parseAmount, parseNonNegativeAmount } from '../money/money.js';
 import * as repo from './subscribers-repo.js';
-import { subscriberFloor, type SubscriberRow, type SubscriberStatus } from './subscribers-types.js';
+import {
+  subscriberFloor,
+  type SettableSubscriberStatus,
+  type SubscriberRow,
+  type SubscriberStatus,
+} from './subscribers-types.js';
 
 export interface SubscriberInput {
   funding_type: FundingType;
-  status: SubscriberStatus;
+  status: SettableSubscriberStatus;
   credit_limit?: string;
 }
 
@@ -57,6 +62,25 @@ export interface SubscribersService {
     input: TopupInput,
     idem: IdempotentRequest,
   ): Promise<StoredOutcome>;
+}
+
+/**
+ * The answer to a carrier writing a number another carrier holds: the same whoever the holder is,
+ * so it tells nothing about them (SPEC §9.1).
+ */
+export function heldElsewhere(): AppError {
+  return new AppError('msisdn_held_elsewhere', 'Another carrier holds this number.', {
+    param: 'msisdn',
+  });
+}
+
+/** The answer to a change of a record that a port made read-only history. */
+export function portedOut(): AppError {
+  return new AppError(
+    'invalid_state',
+    'This number was ported out of this carrier; its record is read-only history.',
+    { extra: { current_status: 'ported_out' } },
+  );
 }
 
 export function createSubscribersService(deps: {
@@ -98,6 +122,71 @@ export function createSubscribersService(deps: {
     };
   }
 
+  /** Creates or updates the carrier's record of a number, in the caller's transaction. */
+  async function writeSubscriber(
+    tx: PoolClient,
+    actor: Actor,
+    carrier: CarrierRow,
+    msisdn: string,
+    input: SubscriberInput,
+    creditLimit: bigint | undefined,
+  ): Promise<{ created: boolean; subscriber: SubscriberView }> {
+    const carrierId = carrier.id;
+    let current = await repo.findSubscriber(tx, carrierId, msisdn, { forUpdate: true });
+    if (current?.status === 'ported_out') throw portedOut();
+    if (!current) {
+      // Read by a later statement than the one above: this carrier's own record may have been
+      // committed in between (a concurrent PUT of the same number by the same carrier).
+      const holder = await repo.findHolder(tx, msisdn, { forUpdate: true });
+      if (holder && holder.carrier_id !== carrierId) throw heldElsewhere();
+      current = holder;
+    }
+    const limit = creditLimit ?? (current ? BigInt(current.credit_limit) : 0n);
+    const floor = subscriberFloor(input.funding_type, limit);
+    let row: SubscriberRow;
+    if (!current) {
+      const id = newId('sub');
+      const account = await ledger.openSubscriberAccount(tx, id, carrier.currency, floor);
+      row = await repo.insertSubscriber(tx, {
+        id,
+        carrier_id: carrierId,
+        msisdn,
+        funding_type: input.funding_type,
+        status: input.status,
+        credit_limit: limit.toString(),
+        account_id: account.id,
+      });
+    } else {
+      row = await repo.updateSubscriber(tx, current.id, {
+        funding_type: input.funding_type,
+        status: input.status,
+        credit_limit: limit.toString(),
+      });
+      await ledger.setFloor(tx, { id: row.account_id, hot: false }, floor);
+    }
+    await insertAuditEvent(tx, actor, {
+      action: current ? 'subscriber.updated' : 'subscriber.created',
+      objectType: 'subscriber',
+      objectId: row.id,
+      summary: {
+        msisdn: maskMsisdn(msisdn),
+        funding_type: row.funding_type,
+        status: row.status,
+        credit_limit: row.credit_limit,
+        ...(current
+          ? {
+              previous: {
+                funding_type: current.funding_type,
+                status: current.status,
+                credit_limit: current.credit_limit,
+              },
+            }
+          : {}),
+      },
+    });
+    return { created: !current, subscriber: await view(tx, carrier, row) };
+  }
+
   return {
     async putSubscriber(actor, carrierId, msisdn, input) {
       const carrier = await carrierOf(carrierId);
@@ -105,53 +194,19 @@ export function createSubscribersService(deps: {
         input.credit_limit === undefined
           ? undefined
           : parseNonNegativeAmount(input.credit_limit, carrier.currency, 'credit_limit');
-      return withTransaction(pool, async (tx) => {
-        const current = await repo.findSubscriber(tx, carrierId, msisdn, { forUpdate: true });
-        const limit = creditLimit ?? (current ? BigInt(current.credit_limit) : 0n);
-        const floor = subscriberFloor(input.funding_type, limit);
-        let row: SubscriberRow;
-        if (!current) {
-          const id = newId('sub');
-          const account = await ledger.openSubscriberAccount(tx, id, carrier.currency, floor);
-          row = await repo.insertSubscriber(tx, {
-            id,
-            carrier_id: carrierId,
-            msisdn,
-            funding_type: input.funding_type,
-            status: input.status,
-            credit_limit: limit.toString(),
-            account_id: account.id,
-          });
-        } else {
-          row = await repo.updateSubscriber(tx, current.id, {
-            funding_type: input.funding_type,
-            status: input.status,
-            credit_limit: limit.toString(),
-          });
-          await ledger.setFloor(tx, { id: row.account_id, hot: false }, floor);
+      // Two carriers creating one new number at once: the holder index lets one insert commit and
+      // refuses the other, whose second pass then finds the holder (or, when both requests came
+      // from one carrier, its own new record to update).
+      for (let pass = 0; ; pass++) {
+        try {
+          return await withTransaction(pool, (tx) =>
+            writeSubscriber(tx, actor, carrier, msisdn, input, creditLimit),
+          );
+        } catch (err) {
+          if (!repo.isSecondHolder(err)) throw err;
+          if (pass > 0) throw heldElsewhere();
         }
-        await insertAuditEvent(tx, actor, {
-          action: current ? 'subscriber.updated' : 'subscriber.created',
-          objectType: 'subscriber',
-          objectId: row.id,
-          summary: {
-            msisdn: maskMsisdn(msisdn),
-            funding_type: row.funding_type,
-            status: row.status,
-            credit_limit: row.credit_limit,
-            ...(current
-              ? {
-                  previous: {
-                    funding_type: current.funding_type,
-                    status: current.status,
-                    credit_limit: current.credit_limit,
-                  },
-                }
-              : {}),
-          },
-        });
-        return { created: !current, subscriber: await view(tx, carrier, row) };
-      });
+      }
     },
 
     async getSubscriber(carrierId, msisdn) {
@@ -183,6 +238,11 @@ export function createSubscribersService(deps: {
             'subscriber_not_found',
             `No subscriber ${maskMsisdn(msisdn)} at this carrier.`,
           );
+        // Under the account lock a port completion holds: a top-up racing one either lands before
+        // the balance is handed back or finds the record ported out, never credits a dead record.
+        if (sub.status === 'ported_out' || !(await repo.lockHeldSubscriber(tx, sub))) {
+          throw portedOut();
+        }
         if (sub.funding_type !== 'prepaid') {
           throw new AppError(
             'invalid_state',

@@ -1,6 +1,9 @@
 import type { FundingType } from '../carriers/carriers-types.js';
 
-export type SubscriberStatus = 'active' | 'suspended' | 'barred';
+/** `ported_out`: the number moved to another carrier; the record stays as read-only history. */
+export type SubscriberStatus = 'active' | 'suspended' | 'barred' | 'ported_out';
+/** The statuses a carrier may set; only a port completion sets `ported_out`. */
+export type SettableSubscriberStatus = Exclude<SubscriberStatus, 'ported_out'>;
 
 export interface SubscriberRow {
   id: string;
