@@ -115,9 +115,10 @@ describe('four-eyes by people', () => {
       .set(bearer(bob.key));
     expect(events.status).toBe(200);
     const byAction = Object.fromEntries(
-      (events.body.data as { action: string; actor: { operator_id: string | null } }[]).map(
-        (e) => [e.action, e.actor.operator_id],
-      ),
+      (events.body.data as { action: string; actor: { operator_id: string | null } }[]).map((e) => [
+        e.action,
+        e.actor.operator_id,
+      ]),
     );
     expect(byAction).toEqual({ 'adjustment.created': alice.id, 'adjustment.approved': bob.id });
   });

@@ -61,7 +61,7 @@ describe('revocations and suspensions reach every instance within a second', () 
     expect(await msUntilRefused(b, merchant.key, '/v1/balance', 1000)).toBeLessThan(1000);
   });
 
-  it("suspending an operator on A refuses every one of their keys on B within 1 s; activating restores them", async () => {
+  it('suspending an operator on A refuses every one of their keys on B within 1 s; activating restores them', async () => {
     const merchant = await newMerchant(a);
     const staff = await newOperator(a, 'merchant', merchant.id);
     const admin = await newAdminKey(a);

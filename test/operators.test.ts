@@ -101,7 +101,11 @@ describe('operators: creation', () => {
         h.http
           .post('/v1/admin/operators')
           .set(bearer(admin))
-          .send({ email: i % 2 ? racing : racing.toUpperCase(), name: `Racer ${i}`, role: 'admin' }),
+          .send({
+            email: i % 2 ? racing : racing.toUpperCase(),
+            name: `Racer ${i}`,
+            role: 'admin',
+          }),
       ),
     );
     expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409]);
@@ -156,7 +160,12 @@ describe('operators: reading', () => {
       const res = await h.http
         .post('/v1/admin/operators')
         .set(bearer(admin))
-        .send({ email: email('staff'), name: `Staff ${i}`, role: 'merchant', owner_id: merchant.id });
+        .send({
+          email: email('staff'),
+          name: `Staff ${i}`,
+          role: 'merchant',
+          owner_id: merchant.id,
+        });
       expect(res.status).toBe(201);
       made.push(res.body.id as string);
     }
@@ -171,7 +180,10 @@ describe('operators: reading', () => {
       .get('/v1/admin/operators')
       .query({ owner_id: merchant.id, limit: 2, starting_after: made[1] })
       .set(bearer(auditor));
-    expect(page2.body).toEqual({ data: [expect.objectContaining({ id: made[0] })], has_more: false });
+    expect(page2.body).toEqual({
+      data: [expect.objectContaining({ id: made[0] })],
+      has_more: false,
+    });
 
     await h.http.post(`/v1/admin/operators/${made[0]}/suspend`).set(bearer(admin));
     const suspended = await h.http
@@ -269,7 +281,9 @@ describe('operators: suspension', () => {
        VALUES ($1, $2, $3, 'active', $4, now() + interval '12 hours')`,
       [sessionId, Buffer.from(randomSuffix()), person.id, Buffer.from(randomSuffix())],
     );
-    const res = await h.http.post(`/v1/admin/operators/${person.id}/suspend`).set(bearer(admin.key));
+    const res = await h.http
+      .post(`/v1/admin/operators/${person.id}/suspend`)
+      .set(bearer(admin.key));
     expect(res.status).toBe(200);
     const { rows } = await h.c.pool.query<{ ended_reason: string | null; ended: boolean }>(
       'SELECT ended_reason, ended_at IS NOT NULL AS ended FROM operator_sessions WHERE id = $1',
@@ -344,10 +358,14 @@ describe('personal and machine keys', () => {
     const merchant = await newMerchant(h);
     const sub = await newSubscriber(h, carrier, { balance: '100000' });
     const clerk = await newOperator(h, 'merchant', merchant.id);
-    const byPerson = await charge(h, { ...merchant, key: clerk.key }, {
-      msisdn: sub.msisdn,
-      amount: '1000',
-    });
+    const byPerson = await charge(
+      h,
+      { ...merchant, key: clerk.key },
+      {
+        msisdn: sub.msisdn,
+        amount: '1000',
+      },
+    );
     expect(byPerson.status, byPerson.text).toBe(201);
     const byMachine = await charge(h, merchant, { msisdn: sub.msisdn, amount: '1000' });
     expect(byMachine.status).toBe(201);
