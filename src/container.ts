@@ -158,14 +158,14 @@ export function createContainer(infra: Infrastructure): Container {
       pool,
       publicBaseUrl: config.PUBLIC_BASE_URL ?? `http://localhost:${config.PORT}`,
       setupTtlHours: config.OPERATOR_SETUP_TTL_HOURS,
-      forgetCached: apiKeys.forget,
+      forgetCached: (change) => apiKeys.forget(change),
     }),
     authChanges: infra.authChangesUrl
       ? createAuthChangesListener({
           connectionString: infra.authChangesUrl,
           logger: infra.logger,
-          onChange: apiKeys.forget,
-          onResync: apiKeys.forgetAll,
+          onChange: (change) => apiKeys.forget(change),
+          onResync: () => apiKeys.forgetAll(),
         })
       : null,
     ledger,

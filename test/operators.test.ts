@@ -46,7 +46,11 @@ describe('operators: creation', () => {
       sign_in: { password_set: false, totp_enabled: false },
     });
     expect(res.body.id).toMatch(/^op_/);
-    const { token, url, expires_at } = res.body.setup as Record<string, string>;
+    const { token, url, expires_at } = res.body.setup as {
+      token: string;
+      url: string;
+      expires_at: string;
+    };
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(url).toBe(`http://localhost:8080/console/setup#token=${token}`);
     const ttl = Date.parse(expires_at) - Date.now();

@@ -2,8 +2,7 @@ import type { Queryable } from '../../db/pool.js';
 import type { Role } from '../../http/context.js';
 import type { ApiKeyRow } from './api-keys-types.js';
 
-const COLUMNS =
-  'id, key_prefix, role, owner_id, operator_id, description, created_at, revoked_at';
+const COLUMNS = 'id, key_prefix, role, owner_id, operator_id, description, created_at, revoked_at';
 
 /** The channel on which revocations and suspensions are announced to every instance. */
 export const AUTH_CHANGES_CHANNEL = 'dcb_auth_changes';

@@ -189,7 +189,9 @@ export function createApiKeysService(deps: {
           param: 'owner_id',
         });
       }
-      if (!(await repo.ownerExists(db, input.role === 'merchant' ? 'merchant' : 'carrier', ownerId))) {
+      if (
+        !(await repo.ownerExists(db, input.role === 'merchant' ? 'merchant' : 'carrier', ownerId))
+      ) {
         throw new AppError('validation_failed', `No ${input.role} with id ${ownerId}.`, {
           param: 'owner_id',
         });
@@ -221,8 +223,7 @@ export function createApiKeysService(deps: {
 
   return {
     createKeyIn: (db, actor, input) => insertKey(db, actor, input, true),
-    createKey: (actor, input) =>
-      withTransaction(pool, (tx) => insertKey(tx, actor, input, false)),
+    createKey: (actor, input) => withTransaction(pool, (tx) => insertKey(tx, actor, input, false)),
     forget,
     forgetAll() {
       evictions += 1;

@@ -44,7 +44,10 @@ export function createAuthChangesListener(deps: {
   function received(payload: string | undefined): void {
     try {
       const change = JSON.parse(payload ?? '') as Partial<AuthChange>;
-      if ((change.kind === 'api_key' || change.kind === 'operator') && typeof change.id === 'string')
+      if (
+        (change.kind === 'api_key' || change.kind === 'operator') &&
+        typeof change.id === 'string'
+      )
         onChange({ kind: change.kind, id: change.id });
     } catch {
       logger.warn('unreadable auth change notification');

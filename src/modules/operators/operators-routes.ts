@@ -30,9 +30,7 @@ export function operatorsRoutes(deps: { operators: OperatorsService }): Router {
     res.json(await operators.getOperator(req.params.id as string));
   });
   router.post('/v1/admin/operators/:id/suspend', admin, async (req, res) => {
-    res.json(
-      await operators.setOperatorStatus(actorOf(req), req.params.id as string, 'suspended'),
-    );
+    res.json(await operators.setOperatorStatus(actorOf(req), req.params.id as string, 'suspended'));
   });
   router.post('/v1/admin/operators/:id/activate', admin, async (req, res) => {
     res.json(await operators.setOperatorStatus(actorOf(req), req.params.id as string, 'active'));
