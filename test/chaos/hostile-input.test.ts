@@ -160,15 +160,12 @@ beforeAll(async () => {
       reason: 'seed',
     });
   expect(adjustment.status, adjustment.text).toBe(201);
-  const operator = await h.http
-    .post('/v1/admin/operators')
-    .set(bearer(keys.admin))
-    .send({
-      email: 'spare@example.test',
-      name: 'Spare',
-      role: 'merchant',
-      owner_id: spare.merchant.id,
-    });
+  const operator = await h.http.post('/v1/admin/operators').set(bearer(keys.admin)).send({
+    email: 'spare@example.test',
+    name: 'Spare',
+    role: 'merchant',
+    owner_id: spare.merchant.id,
+  });
   expect(operator.status, operator.text).toBe(201);
   Object.assign(ids, {
     charge: [succeeded.body.id, reserved.body.id, pending.body.id],
