@@ -102,6 +102,48 @@ describe('revocations and suspensions reach every instance within a second', () 
   });
 });
 
+describe('a lookup racing a revocation', () => {
+  it('a key read just before its revocation committed is answered once, not cached', async () => {
+    const merchant = await newMerchant(a);
+    const { rows } = await a.c.pool.query<{ id: string }>(
+      'SELECT id FROM api_keys WHERE owner_id = $1',
+      [merchant.id],
+    );
+    const admin = await newAdminKey(a);
+    // B's lookup of the key reads it while it is still active, then is held until A has
+    // revoked it and B has heard so.
+    const pool = b.c.pool as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+    const query = pool.query.bind(b.c.pool);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let read = false;
+    pool.query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!read && typeof args[0] === 'string' && args[0].includes('FROM api_keys k')) {
+        read = true;
+        await held;
+      }
+      return result;
+    };
+    try {
+      const racing = b.http
+        .get('/v1/balance')
+        .set(bearer(merchant.key))
+        .then((r) => r.status);
+      while (!read) await sleep(5);
+      const revoked = await a.http.delete(`/v1/admin/api-keys/${rows[0]!.id}`).set(bearer(admin));
+      expect(revoked.status).toBe(200);
+      await sleep(300);
+      release();
+      expect(await racing).toBe(200);
+    } finally {
+      pool.query = query;
+    }
+    // Not cached for 60 s: the next request looks the key up and finds it revoked.
+    expect((await b.http.get('/v1/balance').set(bearer(merchant.key))).status).toBe(401);
+  });
+});
+
 describe('when the notification channel is down', () => {
   const TTL_MS = 3000;
   let proxy: TcpProxy;
