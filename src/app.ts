@@ -24,6 +24,7 @@ import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
 import { portsRoutes } from './modules/ports/ports-routes.js';
+import { operatorsRoutes } from './modules/operators/operators-routes.js';
 import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
 import { OPENAPI_PATH } from './paths.js';
 
@@ -72,6 +73,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(carriersRoutes(c));
   app.use(merchantsRoutes(c));
   app.use(apiKeysRoutes(c));
+  app.use(operatorsRoutes(c));
   app.use(auditRoutes(c));
   app.use(subscribersRoutes(c));
   app.use(eventsRoutes(c));

@@ -41,8 +41,17 @@ export const configSchema = z.object({
   API_KEY_CACHE_MS: int(0, 60_000)
     .default(5000)
     .describe(
-      'How long a resolved API key is trusted in process, in milliseconds (0: looked up on every request). A key revoked through another instance keeps working there for at most this long.',
+      'How long a resolved API key is trusted in process, in milliseconds (0: looked up on every request). Revoking a key or suspending an operator is pushed to every instance at once (PostgreSQL LISTEN/NOTIFY); only while that channel is down does a key revoked elsewhere keep working here, for at most this long.',
     ),
+  PUBLIC_BASE_URL: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe(
+      "The gateway's public address (scheme, host, port), for links it prints such as an operator's set-up link. Unset: http://localhost:PORT.",
+    ),
+  OPERATOR_SETUP_TTL_HOURS: int(1, 30 * 24)
+    .default(72)
+    .describe("How long a new operator's one-time set-up link stays valid, in hours."),
   RATE_LIMIT_KEY_RATE: z.coerce
     .number()
     .positive()

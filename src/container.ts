@@ -6,6 +6,14 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Worker } from './workers/workers.js';
 import { createApiKeysService, type ApiKeysService } from './modules/api-keys/api-keys-service.js';
+import {
+  createAuthChangesListener,
+  type AuthChangesListener,
+} from './modules/api-keys/auth-changes-listener.js';
+import {
+  createOperatorsService,
+  type OperatorsService,
+} from './modules/operators/operators-service.js';
 import { createAuditSealer } from './modules/audit/audit-sealer.js';
 import { createAuditService, type AuditService } from './modules/audit/audit-service.js';
 import {
@@ -85,10 +93,19 @@ export interface Infrastructure {
   metrics: Metrics;
   /** Resolves hosts of outbound URLs (webhooks, carrier SMS); default: the system resolver. */
   resolveHost?: ResolveHost;
+  /**
+   * The database the revocation/suspension listener connects to (one dedicated connection);
+   * absent: none (the CLIs), and a change made elsewhere waits for API_KEY_CACHE_MS here.
+   */
+  authChangesUrl?: string;
 }
 
 export interface Container extends Infrastructure {
   apiKeys: ApiKeysService;
+  /** People behind keys (SPEC §9.2). */
+  operators: OperatorsService;
+  /** Hears revocations and suspensions from every instance; start it with the server. */
+  authChanges: AuthChangesListener | null;
   audit: AuditService;
   carriers: CarriersService;
   merchants: MerchantsService;
@@ -163,8 +180,24 @@ export function createContainer(infra: Infrastructure): Container {
     graceSeconds: config.SETTLEMENT_GRACE_SECONDS,
     bulkStatementTimeoutMs: config.BULK_STATEMENT_TIMEOUT_MS,
   });
+  const apiKeys = createApiKeysService({ pool, cacheMs: config.API_KEY_CACHE_MS });
   return {
     ...infra,
+    apiKeys,
+    operators: createOperatorsService({
+      pool,
+      publicBaseUrl: config.PUBLIC_BASE_URL ?? `http://localhost:${config.PORT}`,
+      setupTtlHours: config.OPERATOR_SETUP_TTL_HOURS,
+      forgetCached: (change) => apiKeys.forget(change),
+    }),
+    authChanges: infra.authChangesUrl
+      ? createAuthChangesListener({
+          connectionString: infra.authChangesUrl,
+          logger: infra.logger,
+          onChange: (change) => apiKeys.forget(change),
+          onResync: () => apiKeys.forgetAll(),
+        })
+      : null,
     ledger,
     idempotency,
     subscribers: createSubscribersService({ pool, ledger, idempotency }),
@@ -172,7 +205,6 @@ export function createContainer(infra: Infrastructure): Container {
     refunds: createRefundsService({ pool, ledger, idempotency }),
     adjustments: createAdjustmentsService({ pool, ledger, idempotency }),
     search: createSearchService({ pool }),
-    apiKeys: createApiKeysService({ pool, cacheMs: config.API_KEY_CACHE_MS }),
     audit: createAuditService({ pool }),
     carriers: createCarriersService({ pool, smsTarget }),
     merchants: createMerchantsService({ pool, webhookTarget }),

@@ -21,6 +21,8 @@ export const ERROR_STATUS = {
   payment_denied: 402,
   forbidden: 403,
   merchant_suspended: 403,
+  /** The action must be taken by a person (an operator's key or session), not a machine key. */
+  operator_required: 403,
   not_found: 404,
   route_not_found: 404,
   subscriber_not_found: 404,

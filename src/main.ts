@@ -89,7 +89,13 @@ async function main(): Promise<void> {
       redis,
       logger,
       metrics: createMetrics(),
+      authChangesUrl: databaseUrl,
     });
+    const authChanges = container.authChanges;
+    if (authChanges) {
+      await authChanges.start();
+      stops.push(() => authChanges.stop());
+    }
     const seeded = config.SANDBOX ? await seedSandbox(container) : undefined;
 
     const workers: Workers | undefined = config.WORKERS_ENABLED

@@ -170,37 +170,6 @@ describe('adjustments: four-eyes', () => {
     expect(await entriesOf(id)).toHaveLength(2);
   });
 
-  it('a key minted by the creating key (or its minter) counts as the same admin', async () => {
-    const alice = await staffKey(h);
-    const minted = await h.http
-      .post('/v1/admin/api-keys')
-      .set(bearer(alice.key))
-      .send({ role: 'admin', description: 'second key' });
-    expect(minted.status).toBe(201);
-    const grandchild = await h.http
-      .post('/v1/admin/api-keys')
-      .set(bearer(minted.body.key as string))
-      .send({ role: 'admin' });
-    expect(grandchild.status).toBe(201);
-    const carrier = await newCarrier(h);
-    const created = await create(grandchild.body.key as string, {
-      account: { type: 'carrier_share', owner_id: carrier.id },
-      amount: '100',
-      currency: 'VND',
-      direction: 'debit',
-      reason: 'double-counted share',
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    for (const key of [alice.key, minted.body.key as string]) {
-      const res = await approve(key, created.body.id as string);
-      expect(res.status).toBe(403);
-      expect(res.body.detail).toMatch(/same admin/);
-    }
-    const unrelated = await staffKey(h);
-    expect((await approve(unrelated.key, created.body.id as string)).status).toBe(200);
-    expect((await verifyLedger(h)).ok).toBe(true);
-  });
-
   it('a refused approval writes nothing, not even the suspense account it would open', async () => {
     const alice = await staffKey(h);
     const bob = await staffKey(h);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTransaction } from '../src/db/transaction.js';
 import { SYSTEM_ACTOR } from '../src/http/context.js';
-import { canonicalJson } from '../src/modules/audit/audit-chain.js';
+import { canonicalJson, eventHash } from '../src/modules/audit/audit-chain.js';
 import { insertAuditEvent } from '../src/modules/audit/audit-repo.js';
 import { auditSealer, sealUntilSealed, staffKey, unsealedAmong } from './helpers/audit.js';
 import { bearer, createHarness, randomSuffix, type Harness } from './helpers/harness.js';
@@ -183,6 +183,8 @@ describe('audit chain sealing', () => {
         actor_type: e.actor.type,
         actor_id: e.actor.id,
         api_key_id: e.actor.api_key_id,
+        // Hashed only when a person acted (absent keys are dropped by canonicalJson).
+        actor_operator: e.actor.operator_id ?? undefined,
         actor_ip: e.actor.ip,
         action: e.action,
         object_type: e.object.type,
@@ -206,5 +208,36 @@ describe('canonical JSON', () => {
     expect(canonicalJson({ '\u00e9': 1, e: 2, E: 3 })).toBe('{"E":3,"e":2,"é":1}');
     expect(canonicalJson('line\nbreak "q"')).toBe('"line\\nbreak \\"q\\""');
     expect(canonicalJson({ a: 1, b: undefined })).toBe('{"a":1}');
+  });
+});
+
+describe('the person in the hash', () => {
+  const base = {
+    id: 'evt_01jd4x8m6b2k9s7q3w5e1r0t2y',
+    occurred_at: '2025-05-01T08:30:00.123456Z',
+    actor_type: 'admin',
+    actor_id: 'key_1',
+    api_key_id: 'key_1',
+    actor_ip: '127.0.0.1',
+    action: 'merchant.suspended',
+    object_type: 'merchant',
+    object_id: 'mer_1',
+    request_id: 'req-1',
+    summary: { from: 'active', to: 'suspended' },
+  };
+  const prev = 'ab'.repeat(32);
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+
+  it('an event without an operator hashes exactly as events did before operators existed', () => {
+    expect(eventHash(prev, { ...base, actor_operator: null })).toBe(
+      sha(prev + canonicalJson(base)),
+    );
+  });
+
+  it('an event with an operator covers it: changing the person breaks the seal', () => {
+    const signed = eventHash(prev, { ...base, actor_operator: 'op_1' });
+    expect(signed).toBe(sha(prev + canonicalJson({ ...base, actor_operator: 'op_1' })));
+    expect(signed).not.toBe(eventHash(prev, { ...base, actor_operator: 'op_2' }));
+    expect(signed).not.toBe(eventHash(prev, { ...base, actor_operator: null }));
   });
 });

@@ -49,6 +49,7 @@ interface World {
   adjustment: string;
   apiKey: string;
   event: string;
+  operator: string;
 }
 
 /** Real objects for every path parameter, so a refusal is never just "not found". */
@@ -85,6 +86,11 @@ async function world(admin: string): Promise<World> {
     .set(bearer(admin))
     .send({ role: 'merchant', owner_id: merchant.id });
   const events = await h.http.get('/v1/events').set(bearer(merchant.key));
+  const operator = await h.http
+    .post('/v1/admin/operators')
+    .set(bearer(admin))
+    .send({ email: `walk-${randomSuffix()}@example.test`, name: 'Walk', role: 'auditor' });
+  expect(operator.status, operator.text).toBe(201);
   return {
     carrier,
     merchant,
@@ -94,6 +100,7 @@ async function world(admin: string): Promise<World> {
     adjustment: adjustment.body.id as string,
     apiKey: key.body.id as string,
     event: events.body.data[0].id as string,
+    operator: operator.body.id as string,
   };
 }
 
@@ -105,6 +112,7 @@ function concrete(path: string, w: World): string | undefined {
     [/^\/v1\/admin\/api-keys\//, w.apiKey],
     [/^\/v1\/(admin|carrier)\/settlements\//, w.settlement],
     [/^\/v1\/admin\/adjustments\//, w.adjustment],
+    [/^\/v1\/admin\/operators\//, w.operator],
     [/^\/v1\/charges\//, w.reservedCharge],
     [/^\/v1\/events\//, w.event],
   ];
@@ -151,6 +159,7 @@ describe('the auditor role', () => {
     );
     expect((await read(`/v1/admin/settlements/${w.settlement}`)).body.status).toBe('open');
     expect((await read(`/v1/admin/api-keys/${w.apiKey}`)).body.revoked_at).toBeNull();
+    expect((await read(`/v1/admin/operators/${w.operator}`)).body.status).toBe('active');
     const reserved = await h.http
       .get(`/v1/charges/${w.reservedCharge}`)
       .set(bearer(w.merchant.key));

@@ -1,6 +1,7 @@
 import type { Container } from '../container.js';
+import { withTransaction } from '../db/transaction.js';
 import { isAppError } from '../errors.js';
-import { SYSTEM_ACTOR } from '../http/context.js';
+import { SYSTEM_ACTOR, type Role } from '../http/context.js';
 
 /** The string options of the admin CLI's onboarding commands, as parseArgs returns them. */
 export interface OnboardingOptions {
@@ -10,6 +11,16 @@ export interface OnboardingOptions {
   timezone?: string;
   'revenue-share-bps'?: string;
   'fee-bps'?: string;
+}
+
+/** The string options of create-operator and create-admin-key. */
+export interface OperatorOptions {
+  email?: string;
+  name?: string;
+  role?: string;
+  'owner-id'?: string;
+  operator?: string;
+  description?: string;
 }
 
 /** A command line that cannot run as given: printed with the usage, exit status 2. */
@@ -56,6 +67,64 @@ async function printed(work: () => Promise<unknown>): Promise<number> {
     process.stderr.write(`${err.code}${err.param ? ` (${err.param})` : ''}: ${err.message}\n`);
     return 1;
   }
+}
+
+/** Like printed, for commands whose output is text: a refusal prints its code and exits 1. */
+async function refusable(work: () => Promise<void>): Promise<number> {
+  try {
+    await work();
+    return 0;
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    process.stderr.write(`${err.code}${err.param ? ` (${err.param})` : ''}: ${err.message}\n`);
+    return 1;
+  }
+}
+
+const ROLES: readonly Role[] = ['merchant', 'carrier', 'admin', 'auditor'];
+
+/**
+ * Creates an operator (default role admin: the way to name the first person of an install) and
+ * prints their one-time set-up link alone on the last line.
+ */
+export function createOperator(c: Container, options: OperatorOptions): Promise<number> {
+  const email = options.email?.trim();
+  if (!email) throw new UsageError('--email is required.');
+  const role = (options.role ?? 'admin') as Role;
+  if (!ROLES.includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}.`);
+  const name = options.name?.trim() || email;
+  return refusable(async () => {
+    const op = await c.operators.createOperator(ACTOR, {
+      email,
+      name,
+      role,
+      ...(options['owner-id'] ? { owner_id: options['owner-id'] } : {}),
+    });
+    process.stdout.write(
+      `Created ${op.role} operator ${op.id} (${op.email}).\n` +
+        `One-time set-up link, valid until ${op.setup.expires_at}:\n${op.setup.url}\n`,
+    );
+  });
+}
+
+/**
+ * Creates an admin key and prints it alone on the last line: for the operator named by
+ * --operator (id or email), or else for a new bootstrap operator of its own.
+ */
+export function createAdminKey(c: Container, options: OperatorOptions): Promise<number> {
+  return refusable(async () => {
+    const operator = options.operator ? await c.operators.findOperator(options.operator) : null;
+    const key = await withTransaction(c.pool, (tx) =>
+      c.apiKeys.createKeyIn(tx, ACTOR, {
+        role: 'admin',
+        ...(operator ? { operator_id: operator.id } : {}),
+        description: options.description ?? 'created with the admin CLI',
+      }),
+    );
+    process.stdout.write(
+      `Created admin key ${key.id} for operator ${key.operator_id}. It is shown once:\n${key.key}\n`,
+    );
+  });
 }
 
 /** Onboards a carrier with the default limits of its currency; prints it as the API shows it. */

@@ -1,14 +1,26 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config.js';
-import { onboardCarrier, onboardMerchant, UsageError, verifyLedger } from './admin-commands.js';
+import {
+  createAdminKey,
+  createOperator,
+  onboardCarrier,
+  onboardMerchant,
+  UsageError,
+  verifyLedger,
+} from './admin-commands.js';
 import { withCliContainer } from './cli-container.js';
-import { withTransaction } from '../db/transaction.js';
-import { SYSTEM_ACTOR } from '../http/context.js';
 
 const USAGE = `Usage: npm run admin -- <command> [options]
 
 Commands:
-  create-admin-key [--description TEXT]   create an admin API key (printed alone on the last line)
+  create-operator --email EMAIL [--name NAME] [--role ROLE] [--owner-id ID]
+                                          create an operator (a person; role admin unless given,
+                                          owner-id for merchant and carrier staff) and print
+                                          their one-time set-up link alone on the last line
+  create-admin-key [--operator ID|EMAIL] [--description TEXT]
+                                          create an admin API key (printed alone on the last
+                                          line) for that admin operator, or else for a new
+                                          bootstrap operator of its own
   verify-audit                            re-hash the audit chain; prints the verdict as JSON and
                                           exits 1 when it does not check out
   verify-ledger                           recompute every balance from the journal; prints the
@@ -33,6 +45,10 @@ async function main(argv: string[]): Promise<number> {
       timezone: { type: 'string' },
       'revenue-share-bps': { type: 'string' },
       'fee-bps': { type: 'string' },
+      email: { type: 'string' },
+      role: { type: 'string' },
+      'owner-id': { type: 'string' },
+      operator: { type: 'string' },
     },
   });
   const command = positionals[0];
@@ -42,16 +58,10 @@ async function main(argv: string[]): Promise<number> {
   }
   return withCliContainer('the admin CLI works on an existing database.', async (c) => {
     switch (command) {
-      case 'create-admin-key': {
-        const key = await withTransaction(c.pool, (tx) =>
-          c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('admin-cli'), {
-            role: 'admin',
-            description: values.description ?? 'created with the admin CLI',
-          }),
-        );
-        process.stdout.write(`Created admin key ${key.id}. It is shown once:\n${key.key}\n`);
-        return 0;
-      }
+      case 'create-admin-key':
+        return createAdminKey(c, values);
+      case 'create-operator':
+        return createOperator(c, values);
       case 'verify-audit': {
         const verdict = await c.audit.verifyChain();
         process.stdout.write(`${JSON.stringify(verdict, null, 2)}\n`);

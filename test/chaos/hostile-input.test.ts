@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
@@ -62,12 +63,27 @@ async function tenant(): Promise<Tenant> {
 }
 
 async function createKey(role: Role, ownerId?: string): Promise<{ id: string; key: string }> {
+  // An admin key is personal and issued only to its own operator: the admin's, here.
   const res = await h.http
     .post('/v1/admin/api-keys')
     .set(bearer(keys.admin))
-    .send(ownerId ? { role, owner_id: ownerId } : { role });
+    .send(
+      ownerId
+        ? { role, owner_id: ownerId }
+        : role === 'admin'
+          ? { role, operator_id: await operatorOf(keys.admin) }
+          : { role },
+    );
   expect(res.status, res.text).toBe(201);
   return { id: res.body.id, key: res.body.key };
+}
+
+async function operatorOf(key: string): Promise<string> {
+  const { rows } = await db.query<{ operator_id: string }>(
+    'SELECT operator_id FROM api_keys WHERE key_hash = $1',
+    [createHash('sha256').update(key).digest()],
+  );
+  return rows[0]!.operator_id;
 }
 
 beforeAll(async () => {
@@ -144,6 +160,13 @@ beforeAll(async () => {
       reason: 'seed',
     });
   expect(adjustment.status, adjustment.text).toBe(201);
+  const operator = await h.http.post('/v1/admin/operators').set(bearer(keys.admin)).send({
+    email: 'spare@example.test',
+    name: 'Spare',
+    role: 'merchant',
+    owner_id: spare.merchant.id,
+  });
+  expect(operator.status, operator.text).toBe(201);
   Object.assign(ids, {
     charge: [succeeded.body.id, reserved.body.id, pending.body.id],
     refund: [refund.body.id],
@@ -155,6 +178,7 @@ beforeAll(async () => {
     merchant: [spare.merchant.id],
     apiKey: [spare.apiKeyId],
     adjustment: [adjustment.body.id],
+    operator: [operator.body.id],
   });
   for (const [kind, list] of Object.entries(ids)) expect(list.length, kind).toBeGreaterThan(0);
 });
@@ -181,6 +205,7 @@ function idKind(op: Operation, param: string): string {
     [/^\/v1\/refunds\//, 'refund'],
     [/^\/v1\/events\//, 'event'],
     [/^\/v1\/admin\/adjustments\//, 'adjustment'],
+    [/^\/v1\/admin\/operators\//, 'operator'],
   ];
   const hit = rules.find(([re]) => re.test(op.path));
   if (!hit) throw new Error(`no object kind for ${op.path} {${param}}: add it to idKind()`);
@@ -555,6 +580,11 @@ function validRequest(op: Operation, as: Tenant = a) {
       reason: 'abuse',
     },
     rejectAdjustment: {},
+    createOperator: {
+      email: `abuse-${Math.random().toString(36).slice(2)}@example.test`,
+      name: 'Abuse',
+      role: 'auditor',
+    },
   };
   let body: string | undefined;
   if (op.body?.contentTypes.includes('application/json')) {

@@ -40,6 +40,11 @@ export interface HarnessOptions {
   configure?: (c: Container) => void;
   /** Resolves the hosts of outbound URLs (a test's own DNS); default: the system resolver. */
   resolveHost?: ResolveHost;
+  /**
+   * Where the revocation/suspension listener connects (e.g. through a proxy a test cuts);
+   * false: no listener. Default: the harness's database.
+   */
+  authChangesUrl?: string | false;
 }
 
 /** The real app on the run's database and the local Redis; each call has its own pool and metrics. */
@@ -105,7 +110,11 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     logger,
     metrics: createMetrics({ defaultMetrics: false }),
     ...(options.resolveHost ? { resolveHost: options.resolveHost } : {}),
+    ...(options.authChangesUrl === false
+      ? {}
+      : { authChangesUrl: options.authChangesUrl ?? config.DATABASE_URL! }),
   });
+  await c.authChanges?.start();
   options.configure?.(c);
   const app = buildApp(c, { validateResponses: true });
   return {
@@ -115,6 +124,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     metricsHttp: supertest(metricsHandler(c)),
     logs,
     async close() {
+      await c.authChanges?.stop();
       await pool.end();
       redis?.disconnect();
     },
@@ -138,4 +148,37 @@ export async function newAdminKey(
     h.c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('test'), { role }),
   );
   return created.key;
+}
+
+export interface OperatorFixture {
+  id: string;
+  email: string;
+  /** A personal key of the operator's own. */
+  key: string;
+  keyId: string;
+}
+
+/**
+ * A person created through the admin API by a fresh admin, holding one personal key (made
+ * through the bootstrap path: an admin may not mint another admin's key over HTTP).
+ */
+export async function newOperator(
+  h: Harness,
+  role: 'merchant' | 'carrier' | 'admin' | 'auditor' = 'admin',
+  ownerId?: string,
+): Promise<OperatorFixture> {
+  const admin = await newAdminKey(h);
+  const email = `op-${randomSuffix()}@example.test`;
+  const res = await h.http
+    .post('/v1/admin/operators')
+    .set(bearer(admin))
+    .send({ email, name: `Operator ${email}`, role, ...(ownerId ? { owner_id: ownerId } : {}) });
+  if (res.status !== 201) throw new Error(`operator not created: ${res.text}`);
+  const created = await withTransaction(h.c.pool, (tx) =>
+    h.c.apiKeys.createKeyIn(tx, SYSTEM_ACTOR('test'), {
+      role,
+      operator_id: res.body.id as string,
+    }),
+  );
+  return { id: res.body.id as string, email, key: created.key, keyId: created.id };
 }

@@ -47,7 +47,10 @@ export async function findSubscriberAccount(
   const { rows } = await db.query<{ account_id: string; currency: string }>(
     `SELECT s.account_id, a.currency
        FROM subscribers s JOIN ledger_accounts a ON a.id = s.account_id
-      WHERE s.carrier_id = $1 AND s.msisdn = $2`,
+      WHERE s.carrier_id = $1 AND s.msisdn = $2
+      -- A number ported away and back has a ported_out record too: the live one is meant.
+      ORDER BY s.status = 'ported_out', s.created_at DESC
+      LIMIT 1`,
     [carrierId, msisdn],
   );
   return rows[0];
@@ -66,12 +69,13 @@ export async function insertAdjustment(
     direction: AdjustmentDirection;
     reason: string;
     createdByKeyId: string;
+    createdByOperator: string;
   },
 ): Promise<AdjustmentRow> {
   const { rows } = await db.query<AdjustmentRow>(
     `INSERT INTO adjustments (id, account_id, account_kind, owner_id, msisdn, currency, amount,
-                              direction, reason, status, created_by_key_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending_approval', $10)
+                              direction, reason, status, created_by_key_id, created_by_operator)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending_approval', $10, $11)
      RETURNING *`,
     [
       a.id,
@@ -84,6 +88,7 @@ export async function insertAdjustment(
       a.direction,
       a.reason,
       a.createdByKeyId,
+      a.createdByOperator,
     ],
   );
   return rows[0]!;
@@ -107,15 +112,17 @@ export async function decideAdjustment(
   decision: {
     status: Exclude<AdjustmentStatus, 'pending_approval'>;
     keyId: string;
+    operatorId: string;
     reason?: string;
   },
 ): Promise<AdjustmentRow> {
   const { rows } = await db.query<AdjustmentRow>(
     `UPDATE adjustments
-        SET status = $2, decided_by_key_id = $3, rejection_reason = $4, decided_at = now()
+        SET status = $2, decided_by_key_id = $3, decided_by_operator = $4, rejection_reason = $5,
+            decided_at = now()
       WHERE id = $1 AND status = 'pending_approval'
       RETURNING *`,
-    [id, decision.status, decision.keyId, decision.reason ?? null],
+    [id, decision.status, decision.keyId, decision.operatorId, decision.reason ?? null],
   );
   return rows[0]!;
 }
@@ -132,24 +139,4 @@ export async function listAdjustments(
     [f.status ?? null, f.startingAfter ?? null, f.limit + 1],
   );
   return rows;
-}
-
-/**
- * True when one of two API keys was created, directly or through a chain of keys, by the other.
- * Keys are the only identity of an admin, so a key minted by a key is treated as the same person.
- */
-export async function keysShareLineage(db: Queryable, a: string, b: string): Promise<boolean> {
-  const { rows } = await db.query<{ related: boolean }>(
-    `WITH RECURSIVE ancestry (root, id, created_by, depth) AS (
-       SELECT id, id, created_by, 0 FROM api_keys WHERE id IN ($1, $2)
-       UNION ALL
-       SELECT a.root, k.id, k.created_by, a.depth + 1
-         FROM ancestry a JOIN api_keys k ON k.id = a.created_by
-        WHERE a.depth < 64)
-     SELECT EXISTS (
-       SELECT 1 FROM ancestry
-        WHERE depth > 0 AND ((root = $1 AND id = $2) OR (root = $2 AND id = $1))) AS related`,
-    [a, b],
-  );
-  return rows[0]?.related === true;
 }

@@ -30,7 +30,7 @@ export interface AdjustmentsService {
     input: CreateAdjustmentInput,
     idem: IdempotentRequest,
   ): Promise<StoredOutcome>;
-  /** Posts a pending correction, by an admin key other than (and unrelated to) its creator's. */
+  /** Posts a pending correction, by another person than its creator (four-eyes, SPEC §9.2). */
   approveAdjustment(actor: Actor, id: string, idem: IdempotentRequest): Promise<StoredOutcome>;
   /** Closes a pending correction without posting anything (its creator may withdraw it too). */
   rejectAdjustment(
@@ -57,9 +57,16 @@ function invalid(param: string, message: string): AppError {
   return new AppError('validation_failed', message, { param });
 }
 
-function staffKeyOf(actor: Actor): string {
+/** The key and the person deciding: four-eyes needs a person, so a machine key is refused. */
+function personOf(actor: Actor): { keyId: string; operatorId: string } {
   if (actor.apiKeyId === null) throw new AppError('forbidden', 'Adjustments need an admin key.');
-  return actor.apiKeyId;
+  if (!actor.operatorId) {
+    throw new AppError(
+      'operator_required',
+      "Adjustments are created and decided by people: use an operator's personal admin key, not a machine key.",
+    );
+  }
+  return { keyId: actor.apiKeyId, operatorId: actor.operatorId };
 }
 
 function notPending(row: AdjustmentRow, verb: string): AppError {
@@ -101,6 +108,7 @@ function auditSummary(row: AdjustmentRow): Record<string, unknown> {
     direction: row.direction,
     reason: row.reason,
     created_by: row.created_by_key_id,
+    created_by_operator: row.created_by_operator,
   };
 }
 
@@ -213,7 +221,7 @@ export function createAdjustmentsService(deps: {
 
   return {
     async createAdjustment(actor, input, idem) {
-      const keyId = staffKeyOf(actor);
+      const { keyId, operatorId } = personOf(actor);
       currencyExponent(input.currency);
       const amount = parseAmount(input.amount, input.currency);
       const account = await resolveAccount(pool, input.account, input.currency);
@@ -232,6 +240,7 @@ export function createAdjustmentsService(deps: {
           direction: input.direction,
           reason: input.reason,
           createdByKeyId: keyId,
+          createdByOperator: operatorId,
         });
         await insertAuditEvent(tx, actor, {
           action: 'adjustment.created',
@@ -244,22 +253,23 @@ export function createAdjustmentsService(deps: {
     },
 
     async approveAdjustment(actor, id, idem) {
-      const keyId = staffKeyOf(actor);
+      const { keyId, operatorId } = personOf(actor);
       return decide(id, idem, async (tx, row) => {
         if (row.status !== 'pending_approval') throw notPending(row, 'approve');
-        if (row.created_by_key_id === keyId) {
+        // Two keys of one person are one person: the comparison is of operators, not keys.
+        if (row.created_by_operator === null || row.created_by_operator === operatorId) {
           throw new AppError(
             'forbidden',
-            'Four-eyes: an adjustment is approved by another admin key than the one that created it.',
-            { extra: { adjustment_id: row.id, created_by: row.created_by_key_id } },
-          );
-        }
-        if (await repo.keysShareLineage(tx, row.created_by_key_id, keyId)) {
-          throw new AppError(
-            'forbidden',
-            'Four-eyes: this key and the creating key were made one by the other, so they count ' +
-              'as the same admin; ask an admin whose key is unrelated to approve.',
-            { extra: { adjustment_id: row.id, created_by: row.created_by_key_id } },
+            row.created_by_operator === null
+              ? 'Four-eyes: this adjustment names no person as its creator (it predates operators); reject it and create it again.'
+              : 'Four-eyes: an adjustment is approved by another person than the one who created it, whichever of their keys they use.',
+            {
+              extra: {
+                adjustment_id: row.id,
+                created_by: row.created_by_key_id,
+                created_by_operator: row.created_by_operator,
+              },
+            },
           );
         }
         // Opened in this transaction, so a refused approval leaves no trace of it.
@@ -281,7 +291,11 @@ export function createAdjustmentsService(deps: {
           const floor = BigInt(room.floor ?? 0);
           throw floorExceeded(row.currency, BigInt(room.available), floor, row.id);
         }
-        const posted = await repo.decideAdjustment(tx, row.id, { status: 'posted', keyId });
+        const posted = await repo.decideAdjustment(tx, row.id, {
+          status: 'posted',
+          keyId,
+          operatorId,
+        });
         await insertAuditEvent(tx, actor, {
           action: 'adjustment.approved',
           objectType: 'adjustment',
@@ -293,12 +307,13 @@ export function createAdjustmentsService(deps: {
     },
 
     async rejectAdjustment(actor, id, input, idem) {
-      const keyId = staffKeyOf(actor);
+      const { keyId, operatorId } = personOf(actor);
       return decide(id, idem, async (tx, row) => {
         if (row.status !== 'pending_approval') throw notPending(row, 'reject');
         const rejected = await repo.decideAdjustment(tx, row.id, {
           status: 'rejected',
           keyId,
+          operatorId,
           reason: input.reason,
         });
         await insertAuditEvent(tx, actor, {

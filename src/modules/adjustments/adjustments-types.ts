@@ -48,6 +48,9 @@ export interface AdjustmentRow {
   status: AdjustmentStatus;
   created_by_key_id: string;
   decided_by_key_id: string | null;
+  /** The people behind those keys; null only for corrections from before operators existed. */
+  created_by_operator: string | null;
+  decided_by_operator: string | null;
   rejection_reason: string | null;
   created_at: Date;
   decided_at: Date | null;
@@ -63,8 +66,10 @@ export interface AdjustmentView {
   direction: AdjustmentDirection;
   reason: string;
   created_by: string;
+  created_by_operator: string | null;
   created_at: string;
   decided_by: string | null;
+  decided_by_operator: string | null;
   decided_at: string | null;
   rejection_reason: string | null;
 }
@@ -84,8 +89,10 @@ export function toAdjustmentView(row: AdjustmentRow): AdjustmentView {
     direction: row.direction,
     reason: row.reason,
     created_by: row.created_by_key_id,
+    created_by_operator: row.created_by_operator,
     created_at: row.created_at.toISOString(),
     decided_by: row.decided_by_key_id,
+    decided_by_operator: row.decided_by_operator,
     decided_at: row.decided_at ? row.decided_at.toISOString() : null,
     rejection_reason: row.rejection_reason,
   };

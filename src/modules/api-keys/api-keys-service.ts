@@ -6,7 +6,10 @@ import { AppError } from '../../errors.js';
 import type { Actor, AuthContext, Role } from '../../http/context.js';
 import { newId } from '../../lib/ids.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
+import * as operatorsRepo from '../operators/operators-repo.js';
+import type { OperatorRow } from '../operators/operators-types.js';
 import * as repo from './api-keys-repo.js';
+import type { AuthChange } from './api-keys-repo.js';
 import { toApiKeyView, type ApiKeyView } from './api-keys-types.js';
 
 export const ROLE_PREFIX: Record<Role, string> = {
@@ -27,30 +30,40 @@ export interface CreatedApiKey extends ApiKeyView {
   key: string;
 }
 
+export interface CreateApiKeyInput {
+  role: Role;
+  owner_id?: string;
+  /** The person the key is for (a personal key); absent: the tenant's machine key. */
+  operator_id?: string;
+  description?: string;
+}
+
 export interface ApiKeysService {
-  createKey(
-    actor: Actor,
-    input: { role: Role; owner_id?: string; description?: string },
-  ): Promise<CreatedApiKey>;
-  /** Creates a key without an HTTP caller (bootstrap CLI, sandbox seed). */
-  createKeyIn(
-    db: Queryable,
-    actor: Actor,
-    input: { role: Role; owner_id?: string; description?: string },
-  ): Promise<CreatedApiKey>;
+  createKey(actor: Actor, input: CreateApiKeyInput): Promise<CreatedApiKey>;
+  /**
+   * Creates a key without an HTTP caller (bootstrap CLI, sandbox seed). An admin or auditor key
+   * without operator_id is given a bootstrap operator of its own, so it stays a person's key.
+   */
+  createKeyIn(db: Queryable, actor: Actor, input: CreateApiKeyInput): Promise<CreatedApiKey>;
   revokeKey(actor: Actor, id: string): Promise<ApiKeyView>;
   getKey(id: string): Promise<ApiKeyView>;
   listKeys(filter: {
     ownerId?: string;
     role?: Role;
+    operatorId?: string;
     limit: number;
     startingAfter?: string;
   }): Promise<Page<ApiKeyView>>;
   /**
-   * Resolves a presented bearer key to its caller, or undefined when unknown or revoked. A key
-   * revoked through another instance may still resolve here for up to API_KEY_CACHE_MS.
+   * Resolves a presented bearer key to its caller, or undefined when unknown, revoked or its
+   * operator's suspended. A change made through another instance is heard at once
+   * (auth-changes-listener); while that channel is down, it takes up to API_KEY_CACHE_MS here.
    */
   authenticate(presented: string): Promise<AuthContext | undefined>;
+  /** Drops what is cached for a revoked key or a suspended operator (heard from any instance). */
+  forget(change: AuthChange): void;
+  /** Drops everything cached: changes may have gone unheard. */
+  forgetAll(): void;
 }
 
 const MAX_CACHED_KEYS = 10_000;
@@ -62,9 +75,12 @@ export function createApiKeysService(deps: {
 }): ApiKeysService {
   const { pool } = deps;
   const cacheMs = deps.cacheMs ?? 0;
-  // Keys resolved recently, by the hex of their hash. A revocation through this process evicts
-  // its key at once; one made through another instance takes effect here within cacheMs.
+  // Keys resolved recently, by the hex of their hash. A revocation or suspension evicts its
+  // entries as soon as it is heard of (from this process or, by notification, from any other).
   const resolved = new Map<string, { auth: AuthContext; until: number }>();
+  // Counts evictions: a lookup that began before one may have read what it evicts, so its answer
+  // is used once but not cached.
+  let evictions = 0;
 
   function remember(hash: string, auth: AuthContext): void {
     if (cacheMs === 0) return;
@@ -75,46 +91,124 @@ export function createApiKeysService(deps: {
     resolved.set(hash, { auth, until: Date.now() + cacheMs });
   }
 
-  function forget(keyId: string): void {
-    for (const [hash, entry] of resolved) if (entry.auth.keyId === keyId) resolved.delete(hash);
+  function forget(change: AuthChange): void {
+    evictions += 1;
+    for (const [hash, entry] of resolved) {
+      const hit = change.kind === 'api_key' ? entry.auth.keyId : entry.auth.operatorId;
+      if (hit === change.id) resolved.delete(hash);
+    }
   }
 
-  async function createKeyIn(
+  /** A bootstrap operator for a staff key made without one, as migration 0014 made them. */
+  async function bootstrapOperator(db: Queryable, role: Role, keyId: string): Promise<string> {
+    const id = newId('op');
+    await operatorsRepo.insertOperator(db, {
+      id,
+      email: `${id}@bootstrap.invalid`,
+      name: `Bootstrap ${role} (key ${keyId})`,
+      role,
+      ownerId: null,
+      bootstrap: true,
+      setup: null,
+    });
+    return id;
+  }
+
+  /** The operator a personal key is for: it exists, is active and has the key's role and owner. */
+  async function operatorFor(
     db: Queryable,
-    actor: Actor,
-    input: { role: Role; owner_id?: string; description?: string },
-  ): Promise<CreatedApiKey> {
-    const needsOwner = input.role === 'merchant' || input.role === 'carrier';
-    if (needsOwner && !input.owner_id) {
-      throw new AppError('validation_failed', `A ${input.role} key needs owner_id.`, {
-        param: 'owner_id',
+    input: CreateApiKeyInput & { operator_id: string },
+  ): Promise<OperatorRow> {
+    const operator = await operatorsRepo.findOperator(db, input.operator_id);
+    if (!operator) {
+      throw new AppError('validation_failed', `No operator with id ${input.operator_id}.`, {
+        param: 'operator_id',
       });
     }
-    if (!needsOwner && input.owner_id) {
+    if (operator.role !== input.role) {
+      throw new AppError(
+        'validation_failed',
+        `Operator ${operator.id} is ${operator.role === 'admin' || operator.role === 'auditor' ? 'an' : 'a'} ${operator.role}: a personal key has its operator's role.`,
+        { param: 'role' },
+      );
+    }
+    if (input.owner_id !== undefined && input.owner_id !== operator.owner_id) {
+      throw new AppError(
+        'validation_failed',
+        `Operator ${operator.id} belongs to ${operator.owner_id ?? 'no tenant'}: a personal key has its operator's owner.`,
+        { param: 'owner_id' },
+      );
+    }
+    if (operator.status !== 'active') {
+      throw new AppError(
+        'invalid_state',
+        `Operator ${operator.id} is suspended: activate it before issuing it a key.`,
+        { extra: { operator_id: operator.id, current_status: operator.status } },
+      );
+    }
+    return operator;
+  }
+
+  async function insertKey(
+    db: Queryable,
+    actor: Actor,
+    input: CreateApiKeyInput,
+    bootstrap: boolean,
+  ): Promise<CreatedApiKey> {
+    const staff = input.role === 'admin' || input.role === 'auditor';
+    if (staff && input.owner_id) {
       throw new AppError('validation_failed', `An ${input.role} key has no owner_id.`, {
         param: 'owner_id',
       });
     }
-    if (needsOwner) {
+    let operatorId: string | null = null;
+    let ownerId = input.owner_id ?? null;
+    if (input.operator_id !== undefined) {
+      const operator = await operatorFor(db, { ...input, operator_id: input.operator_id });
+      // Whoever receives a key can act as its person: an admin who could mint another admin's
+      // key could approve their own adjustment under that name.
+      if (input.role === 'admin' && !bootstrap && actor.operatorId !== operator.id) {
+        throw new AppError(
+          'forbidden',
+          "A personal admin key is issued only to its own operator (with another of that operator's keys or a console session), or with the admin CLI.",
+          { param: 'operator_id' },
+        );
+      }
+      operatorId = operator.id;
+      ownerId = operator.owner_id;
+    } else if (input.role === 'admin' && !bootstrap) {
+      throw new AppError(
+        'validation_failed',
+        'An admin key belongs to a person: name its operator_id (your own).',
+        { param: 'operator_id' },
+      );
+    }
+    if (!staff) {
+      if (ownerId === null) {
+        throw new AppError('validation_failed', `A ${input.role} key needs owner_id.`, {
+          param: 'owner_id',
+        });
+      }
       if (
-        !(await repo.ownerExists(
-          db,
-          input.role === 'merchant' ? 'merchant' : 'carrier',
-          input.owner_id!,
-        ))
+        !(await repo.ownerExists(db, input.role === 'merchant' ? 'merchant' : 'carrier', ownerId))
       ) {
-        throw new AppError('validation_failed', `No ${input.role} with id ${input.owner_id}.`, {
+        throw new AppError('validation_failed', `No ${input.role} with id ${ownerId}.`, {
           param: 'owner_id',
         });
       }
     }
+    const id = newId('key');
+    if (staff && operatorId === null && bootstrap) {
+      operatorId = await bootstrapOperator(db, input.role, id);
+    }
     const key = `dcb_${ROLE_PREFIX[input.role]}_${randomBytes(32).toString('base64url')}`;
     const row = await repo.insertApiKey(db, {
-      id: newId('key'),
+      id,
       hash: hashApiKey(key),
       prefix: key.slice(0, 12),
       role: input.role,
-      ownerId: input.owner_id ?? null,
+      ownerId,
+      operatorId,
       description: input.description ?? null,
       createdBy: actor.apiKeyId,
     });
@@ -122,14 +216,19 @@ export function createApiKeysService(deps: {
       action: 'api_key.created',
       objectType: 'api_key',
       objectId: row.id,
-      summary: { role: row.role, owner_id: row.owner_id },
+      summary: { role: row.role, owner_id: row.owner_id, operator_id: row.operator_id },
     });
     return { ...toApiKeyView(row), key };
   }
 
   return {
-    createKeyIn,
-    createKey: (actor, input) => withTransaction(pool, (tx) => createKeyIn(tx, actor, input)),
+    createKeyIn: (db, actor, input) => insertKey(db, actor, input, true),
+    createKey: (actor, input) => withTransaction(pool, (tx) => insertKey(tx, actor, input, false)),
+    forget,
+    forgetAll() {
+      evictions += 1;
+      resolved.clear();
+    },
 
     async revokeKey(actor, id) {
       const view = await withTransaction(pool, async (tx) => {
@@ -140,10 +239,11 @@ export function createApiKeysService(deps: {
           objectType: 'api_key',
           objectId: id,
         });
+        await repo.notifyAuthChange(tx, { kind: 'api_key', id });
         return toApiKeyView(row);
       });
-      // After the commit: a request resolving the key before it would cache it again.
-      forget(id);
+      // Also here, after the commit, in case the notification channel is down.
+      forget({ kind: 'api_key', id });
       return view;
     },
 
@@ -165,15 +265,16 @@ export function createApiKeysService(deps: {
       const cached = resolved.get(hex);
       if (cached && cached.until > Date.now()) return cached.auth;
       if (cached) resolved.delete(hex);
+      const before = evictions;
       const row = await repo.findActiveKeyByHash(pool, hash);
       if (!row) return undefined;
       const auth: AuthContext = {
         keyId: row.id,
         role: row.role,
         ownerId: row.owner_id ?? row.id,
-        operatorId: null,
+        operatorId: row.operator_id,
       };
-      remember(hex, auth);
+      if (evictions === before) remember(hex, auth);
       return auth;
     },
   };

@@ -5,6 +5,8 @@ export interface ApiKeyRow {
   key_prefix: string;
   role: Role;
   owner_id: string | null;
+  /** The person a personal key belongs to; null for a machine key (a service account's). */
+  operator_id: string | null;
   description: string | null;
   created_at: Date;
   revoked_at: Date | null;
@@ -14,6 +16,7 @@ export interface ApiKeyView {
   id: string;
   role: Role;
   owner_id?: string;
+  operator_id: string | null;
   description?: string;
   prefix: string;
   created_at: string;
@@ -25,6 +28,7 @@ export function toApiKeyView(row: ApiKeyRow): ApiKeyView {
     id: row.id,
     role: row.role,
     ...(row.owner_id !== null ? { owner_id: row.owner_id } : {}),
+    operator_id: row.operator_id,
     ...(row.description !== null ? { description: row.description } : {}),
     prefix: row.key_prefix,
     created_at: row.created_at.toISOString(),

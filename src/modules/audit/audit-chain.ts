@@ -24,17 +24,20 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * The hash that seals one event: SHA-256 over the previous event's hash (64 hex characters, so
- * the concatenation is unambiguous) followed by the canonical JSON of every content column.
+ * the concatenation is unambiguous) followed by the canonical JSON of every content column
+ * (actor_operator only when it is set).
  * `occurred_at` is the UTC text form with microseconds, exactly as the API shows it, so anyone
  * holding the listed events can recompute the chain.
  */
 export function eventHash(prevHash: string, event: AuditEventContent): string {
-  const content: AuditEventContent = {
+  const content: Omit<AuditEventContent, 'actor_operator'> & { actor_operator?: string } = {
     id: event.id,
     occurred_at: event.occurred_at,
     actor_type: event.actor_type,
     actor_id: event.actor_id,
     api_key_id: event.api_key_id,
+    // Only when a person acted: events from before operators existed keep their hashes.
+    ...(event.actor_operator != null ? { actor_operator: event.actor_operator } : {}),
     actor_ip: event.actor_ip,
     action: event.action,
     object_type: event.object_type,

@@ -28,6 +28,7 @@ export function auditEventColumns(actor: Actor, record: AuditRecord): AuditEvent
     actor_type: actor.type,
     actor_id: actor.id,
     api_key_id: actor.apiKeyId,
+    actor_operator: actor.operatorId ?? null,
     actor_ip: actor.ip,
     action: record.action,
     object_type: record.objectType,
@@ -45,8 +46,8 @@ export async function insertAuditEvent(
 ): Promise<void> {
   const a = auditEventColumns(actor, record);
   await db.query(
-    `INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type, object_id, request_id, summary)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type, object_id, request_id, summary, actor_operator)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [
       a.id,
       a.actor_type,
@@ -58,6 +59,7 @@ export async function insertAuditEvent(
       a.object_id,
       a.request_id,
       JSON.stringify(a.summary),
+      a.actor_operator,
     ],
   );
 }
@@ -70,7 +72,8 @@ const OCCURRED_AT_TEXT = `to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"
 
 /** The columns an event's hash covers, from audit_events AS e. */
 const CONTENT_COLUMNS = `e.id, ${OCCURRED_AT_TEXT} AS occurred_at, e.actor_type, e.actor_id,
-  e.api_key_id, e.actor_ip, e.action, e.object_type, e.object_id, e.request_id, e.summary`;
+  e.api_key_id, e.actor_operator, e.actor_ip, e.action, e.object_type, e.object_id, e.request_id,
+  e.summary`;
 
 /** An event with its seal, if it has one yet: audit_events AS e LEFT JOIN audit_seals AS s. */
 const EVENT_COLUMNS = `${CONTENT_COLUMNS}, s.seq, s.prev_hash, s.hash`;
@@ -242,6 +245,8 @@ export async function listAuditEvents(
     return `$${values.length}`;
   };
   if (filter.actorId !== undefined) where.push(`e.actor_id = ${bind(filter.actorId)}`);
+  if (filter.actorOperator !== undefined)
+    where.push(`e.actor_operator = ${bind(filter.actorOperator)}`);
   if (filter.action !== undefined) where.push(`e.action = ${bind(filter.action)}`);
   if (filter.objectType !== undefined) where.push(`e.object_type = ${bind(filter.objectType)}`);
   if (filter.objectId !== undefined) where.push(`e.object_id = ${bind(filter.objectId)}`);

@@ -12,6 +12,7 @@ export function auditRoutes(deps: { audit: AuditService }): Router {
     const page = await audit.listEvents(
       {
         actorId: queryString(req, 'actor_id'),
+        actorOperator: queryString(req, 'actor_operator'),
         action: queryString(req, 'action'),
         objectType: queryString(req, 'object_type'),
         objectId: queryString(req, 'object_id'),

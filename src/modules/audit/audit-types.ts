@@ -5,6 +5,8 @@ export interface AuditEventContent {
   actor_type: string;
   actor_id: string | null;
   api_key_id: string | null;
+  /** The person who acted; hashed only when set, so events without one hash as they always did. */
+  actor_operator: string | null;
   actor_ip: string | null;
   action: string;
   object_type: string;
@@ -36,7 +38,13 @@ export interface AuditEventView {
   id: string;
   seq: number | null;
   occurred_at: string;
-  actor: { type: string; id: string | null; api_key_id: string | null; ip: string | null };
+  actor: {
+    type: string;
+    id: string | null;
+    api_key_id: string | null;
+    operator_id: string | null;
+    ip: string | null;
+  };
   action: string;
   object: { type: string; id: string };
   request_id: string | null;
@@ -47,6 +55,7 @@ export interface AuditEventView {
 
 export interface AuditEventFilter {
   actorId?: string;
+  actorOperator?: string;
   action?: string;
   objectType?: string;
   objectId?: string;
@@ -85,7 +94,13 @@ export function toAuditEventView(row: AuditEventRow): AuditEventView {
     id: row.id,
     seq: row.seq === null ? null : Number(row.seq),
     occurred_at: row.occurred_at,
-    actor: { type: row.actor_type, id: row.actor_id, api_key_id: row.api_key_id, ip: row.actor_ip },
+    actor: {
+      type: row.actor_type,
+      id: row.actor_id,
+      api_key_id: row.api_key_id,
+      operator_id: row.actor_operator,
+      ip: row.actor_ip,
+    },
     action: row.action,
     object: { type: row.object_type, id: row.object_id },
     request_id: row.request_id,

@@ -325,7 +325,12 @@ export function createChargesService(deps: {
       amount,
       idem,
     };
-    const oneStep = (input.capture ?? true) && !needsConsent(merchant, carrier, amount);
+    // The one-step statement writes its audit event without actor_operator, so a charge made
+    // with a person's key takes the transactional path, which names them.
+    const oneStep =
+      (input.capture ?? true) &&
+      !needsConsent(merchant, carrier, amount) &&
+      (actor.operatorId ?? null) === null;
     if (oneStep) return executeOneStep(attempt);
     return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
   }
