@@ -23,6 +23,12 @@ import { subscribersRoutes } from './modules/subscribers/subscribers-routes.js';
 import { carriersRoutes } from './modules/carriers/carriers-routes.js';
 import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
 import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
+import {
+  exceptSessionRoutes,
+  sessionAuthentication,
+  sessionCookie,
+} from './modules/sessions/sessions-http.js';
+import { sessionsRoutes } from './modules/sessions/sessions-routes.js';
 import { OPENAPI_PATH } from './paths.js';
 
 export const JSON_BODY_LIMIT = '64kb';
@@ -46,8 +52,11 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
     express.json({ limit: JSON_BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
   );
   app.use(limitJsonDepth(MAX_JSON_DEPTH));
-  app.use('/v1', authenticate(c.apiKeys, c.authBrake));
-  app.use('/v1', perKeyRateLimit(c.rateLimits));
+  // A console session cookie (without an Authorization header) authenticates first; the sign-in
+  // routes need no credential at all.
+  app.use('/v1', sessionAuthentication(c.sessions, sessionCookie(c.config)));
+  app.use('/v1', exceptSessionRoutes(authenticate(c.apiKeys, c.authBrake)));
+  app.use('/v1', exceptSessionRoutes(perKeyRateLimit(c.rateLimits)));
   app.use('/v1', roleGate());
   app.use(
     OpenApiValidator.middleware({
@@ -74,6 +83,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(smsRoutes(c));
   app.use(searchRoutes(c));
   app.use(adjustmentsRoutes(c));
+  app.use(sessionsRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

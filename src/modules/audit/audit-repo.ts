@@ -45,8 +45,8 @@ export async function insertAuditEvent(
 ): Promise<void> {
   const a = auditEventColumns(actor, record);
   await db.query(
-    `INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type, object_id, request_id, summary)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    `INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type, object_id, request_id, summary, actor_operator)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
     [
       a.id,
       a.actor_type,
@@ -58,6 +58,7 @@ export async function insertAuditEvent(
       a.object_id,
       a.request_id,
       JSON.stringify(a.summary),
+      actor.operatorId ?? null,
     ],
   );
 }
