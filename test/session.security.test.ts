@@ -228,6 +228,24 @@ describe('the sign-in brake', () => {
   });
 });
 
+describe('hostile sign-in input', () => {
+  it('a NUL or control character in the email is a 400 naming it, not a 500', async () => {
+    for (const email of ['a\u0000b@example.test', 'a\nb@example.test', 'a\u007fb@example.test']) {
+      const res = await signInFrom(randomAddress(), email, 'a password here');
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.param).toBe('email');
+    }
+  });
+
+  it('a malformed or oversized cookie is an ended session, not an error', async () => {
+    for (const cookie of ['dcb_session=%00%zz', `dcb_session=${'x'.repeat(4000)}`, 'dcb_session']) {
+      const res = await h.http.get('/v1/balance').set('Cookie', cookie);
+      expect(res.status, cookie).toBe(401);
+      expect(['session_expired', 'unauthenticated']).toContain(res.body.code);
+    }
+  });
+});
+
 describe('the sign-in brake without Redis', () => {
   it('holds in process with the same counts', async () => {
     const local = await createHarness({

@@ -1,34 +1,31 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from '../../db/pool.js';
 import { withTransaction } from '../../db/transaction.js';
 import { AppError } from '../../errors.js';
-import { SYSTEM_ACTOR, type Actor, type AuthContext } from '../../http/context.js';
-import { newId } from '../../lib/ids.js';
+import { SYSTEM_ACTOR, type AuthContext } from '../../http/context.js';
 import { insertAuditEvent } from '../audit/audit-repo.js';
 import { rateLimitedError } from '../rate-limit/rate-limit-http.js';
 import type { RateLimitService } from '../rate-limit/rate-limit-service.js';
 import * as repo from './sessions-repo.js';
-import { assertPasswordAcceptable, type PasswordHasher } from './sessions-password.js';
-import { newTotpSecret, totpUri, verifyTotp } from './sessions-totp.js';
+import type { PasswordHasher } from './sessions-password.js';
+import { setUpPassword } from './sessions-setup.js';
+import { signIn } from './sessions-sign-in.js';
 import {
-  TOTP_REQUIRED_ROLES,
-  type SessionEndReason,
-  type SessionRow,
-  type SessionView,
-} from './sessions-types.js';
+  assertCsrf,
+  csrfFor,
+  newToken,
+  operatorActor,
+  sessionEnded,
+  sessionOperator,
+  sha256,
+  STATE_CHANGING,
+  TOKEN_SHAPE,
+  type ClientInfo,
+  type SessionTimeouts,
+} from './sessions-shared.js';
+import { newTotpSecret, totpUri, verifyTotp } from './sessions-totp.js';
+import { TOTP_REQUIRED_ROLES, type SessionRow, type SessionView } from './sessions-types.js';
 
-/** Who is at the other end of a session request (for the session row and audit events). */
-export interface ClientInfo {
-  ip: string | null;
-  userAgent: string | null;
-  requestId: string | null;
-}
-
-export interface SessionTimeouts {
-  idleSeconds: number;
-  absoluteSeconds: number;
-  touchSeconds: number;
-}
+export type { ClientInfo, SessionTimeouts } from './sessions-shared.js';
 
 /** A session answer, with the token to set as the cookie when it is new. */
 export interface SessionOutcome {
@@ -69,74 +66,6 @@ export interface SessionsService {
     csrf: string | undefined,
     client: ClientInfo,
   ): Promise<AuthContext>;
-}
-
-/** Session tokens and CSRF tokens: 256 random bits, base64url. */
-const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
-const SETUP_TOKEN_SHAPE = /^[\x21-\x7e]{16,256}$/;
-const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest();
-const newToken = () => randomBytes(32).toString('base64url');
-/**
- * The CSRF token is derived from the session token, so GET /v1/session can hand it out again
- * while only hashes of both are stored; the cookie is HttpOnly, so a script learns it only from
- * a same-origin answer.
- */
-const csrfFor = (token: string) =>
-  createHmac('sha256', token).update('dcb-session-csrf').digest('base64url');
-
-/** `a***@example.com`: enough for an auditor to see a pattern, not the address. */
-export function maskEmail(email: string): string {
-  const at = email.lastIndexOf('@');
-  if (at < 1) return '***';
-  return `${email.charAt(0)}***${email.slice(at)}`;
-}
-
-const ENDED: Record<SessionEndReason | 'unknown', string> = {
-  signed_out: 'The session was signed out.',
-  idle: 'The session ended after a period without requests.',
-  expired: 'The session reached its maximum lifetime.',
-  suspended: 'The session ended: the operator is suspended.',
-  password_set: 'The session ended: a new password was set.',
-  unknown: 'The session is unknown.',
-};
-
-function sessionEnded(reason: SessionEndReason | 'unknown'): AppError {
-  return new AppError('session_expired', `${ENDED[reason]} Sign in again.`, { extra: { reason } });
-}
-
-function assertCsrf(row: SessionRow, presented: string | undefined): void {
-  const ok =
-    presented !== undefined &&
-    TOKEN_SHAPE.test(presented) &&
-    timingSafeEqual(sha256(presented), row.csrf_token_hash);
-  if (!ok) {
-    throw new AppError(
-      'csrf_failed',
-      "Send this session's CSRF token (csrf_token of GET /v1/session) as X-CSRF-Token.",
-    );
-  }
-}
-
-const sessionOperator = (row: SessionRow) => ({
-  id: row.operator_id,
-  role: row.role,
-  owner_id: row.owner_id,
-});
-
-function operatorActor(
-  op: { id: string; role: Actor['type']; owner_id: string | null },
-  client: ClientInfo,
-): Actor {
-  return {
-    type: op.role,
-    id: op.owner_id ?? op.id,
-    apiKeyId: null,
-    operatorId: op.id,
-    ip: client.ip,
-    requestId: client.requestId,
-  };
 }
 
 export function createSessionsService(deps: {
@@ -209,98 +138,10 @@ export function createSessionsService(deps: {
   }
 
   return {
-    async setUpPassword(input, client) {
-      const invalid = new AppError(
-        'setup_token_invalid',
-        'The set-up link is unknown, used or expired: ask an admin for a new one.',
-        { param: 'token' },
-      );
-      if (!SETUP_TOKEN_SHAPE.test(input.token)) throw invalid;
-      const tokenHash = sha256(input.token);
-      const op = await repo.findOperatorBySetupToken(pool, tokenHash);
-      if (!op) throw invalid;
-      assertPasswordAcceptable(input.password, op);
-      // Hashed before the transaction: 0.4 s of scrypt must not hold a row lock.
-      const passwordHash = await hasher.hash(input.password);
-      await withTransaction(pool, async (tx) => {
-        if (!(await repo.consumeSetupToken(tx, tokenHash, op.id, passwordHash))) throw invalid;
-        const ended = await repo.endOperatorSessions(tx, op.id, 'password_set');
-        await insertAuditEvent(tx, operatorActor(op, client), {
-          action: 'operator.password_set',
-          objectType: 'operator',
-          objectId: op.id,
-          summary: { sessions_ended: ended.length },
-        });
-      });
-      return { operator_id: op.id, email: op.email };
-    },
+    setUpPassword: (input, client) => setUpPassword({ pool, hasher }, input, client),
 
     async signIn(input, client) {
-      const email = input.email.trim();
-      const attempt = await rateLimits.signInAttempt(email, client.ip ?? 'unknown');
-      if (attempt.refused) {
-        throw rateLimitedError(
-          attempt.refused,
-          'Too many failed sign-ins for this email or from this address.',
-        );
-      }
-      const op = await repo.findOperatorByEmail(pool, email);
-      // The hash work is done for unknown emails too, so timing does not tell which exist.
-      const checked = op?.password_hash
-        ? await hasher.verify(input.password, op.password_hash)
-        : { ok: await hasher.verifyNothing(input.password), rehash: false };
-      if (!op || !checked.ok || op.status !== 'active') {
-        const reason = !op
-          ? 'unknown_email'
-          : !op.password_hash
-            ? 'no_password'
-            : !checked.ok
-              ? 'wrong_password'
-              : 'suspended';
-        const actor: Actor = op
-          ? operatorActor(op, client)
-          : {
-              type: 'anonymous',
-              id: null,
-              apiKeyId: null,
-              ip: client.ip,
-              requestId: client.requestId,
-            };
-        await insertAuditEvent(pool, actor, {
-          action: 'session.sign_in_failed',
-          objectType: op ? 'operator' : 'email',
-          objectId: op ? op.id : maskEmail(email),
-          summary: { email: maskEmail(email), reason },
-        });
-        throw new AppError('invalid_credentials', 'The email or password is wrong.');
-      }
-      const needsTotp = TOTP_REQUIRED_ROLES.includes(op.role) || op.totp_enabled_at !== null;
-      const token = newToken();
-      const rehashed = checked.rehash ? await hasher.hash(input.password) : undefined;
-      await withTransaction(pool, async (tx) => {
-        if (rehashed) await repo.updatePasswordHash(tx, op.id, rehashed);
-        const id = newId('ses');
-        await repo.insertSession(tx, {
-          id,
-          tokenHash: sha256(token),
-          operatorId: op.id,
-          stage: needsTotp ? 'second_factor' : 'active',
-          csrfTokenHash: sha256(csrfFor(token)),
-          ip: client.ip,
-          userAgent: client.userAgent?.slice(0, 512) ?? null,
-          absoluteSeconds: timeouts.absoluteSeconds,
-        });
-        await insertAuditEvent(tx, operatorActor(op, client), {
-          action: needsTotp ? 'session.password_accepted' : 'session.signed_in',
-          objectType: 'session',
-          objectId: id,
-          summary: {
-            second_factor: needsTotp ? 'pending' : 'none',
-            rehashed: rehashed !== undefined,
-          },
-        });
-      });
-      await attempt.release();
+      const token = await signIn({ pool, rateLimits, hasher, timeouts }, input, client);
       return { view: await viewOf(token, client), token };
     },
 
