@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHarness, randomSuffix, type Harness } from './helpers/harness.js';
 import {
@@ -244,6 +245,61 @@ describe('hostile sign-in input', () => {
       expect(['session_expired', 'unauthenticated']).toContain(res.body.code);
     }
   });
+});
+
+describe('a fuzzer over the session operations', () => {
+  const printable = fc.stringMatching(/^[!-~]{0,80}$/);
+  const body = fc.oneof(
+    fc.jsonValue(),
+    fc.record({ email: fc.string(), password: fc.string({ unit: 'binary' }) }),
+    fc.record({ token: printable, password: fc.string({ unit: 'binary', maxLength: 200 }) }),
+    fc.record({ code: fc.string({ maxLength: 10 }) }),
+    fc.dictionary(fc.string(), fc.jsonValue()),
+  );
+  const ops = [
+    ['post', '/v1/session'],
+    ['post', '/v1/session/setup'],
+    ['post', '/v1/session/second-factor'],
+    ['post', '/v1/session/totp/enrol'],
+    ['get', '/v1/session'],
+    ['delete', '/v1/session'],
+  ] as const;
+
+  for (const [method, path] of ops) {
+    it(`${method.toUpperCase()} ${path}: never a 5xx, every error problem+json`, async () => {
+      const op = await newOperator(h, { role: 'merchant' });
+      const live = await signInFrom(randomAddress(), op.email, op.password);
+      const realCookie = /^(dcb_session=[^;]+)/.exec(
+        (live.headers['set-cookie'] as unknown as string[])[0]!,
+      )![1]!;
+      await fc.assert(
+        fc.asyncProperty(
+          body,
+          fc.oneof(
+            fc.constant(realCookie),
+            printable.map((v) => `dcb_session=${v}`),
+            fc.constant(''),
+          ),
+          fc.oneof(fc.constant(live.body.csrf_token as string), printable),
+          async (payload, cookie, csrf) => {
+            let req = h.http[method](path).set('X-Forwarded-For', randomAddress());
+            if (cookie) req = req.set('Cookie', cookie);
+            if (csrf) req = req.set('X-CSRF-Token', csrf);
+            const res =
+              method === 'get'
+                ? await req
+                : await req.set('Content-Type', 'application/json').send(JSON.stringify(payload));
+            expect(res.status, `${res.status} ${res.text.slice(0, 300)}`).toBeLessThan(500);
+            if (res.status >= 400) {
+              expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+              expect(typeof res.body.code).toBe('string');
+            }
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+  }
 });
 
 describe('the sign-in brake without Redis', () => {
