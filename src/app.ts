@@ -54,7 +54,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(limitJsonDepth(MAX_JSON_DEPTH));
   // A console session cookie (without an Authorization header) authenticates first; the sign-in
   // routes need no credential at all.
-  app.use('/v1', sessionAuthentication(c.sessions, sessionCookie(c.config)));
+  app.use('/v1', sessionAuthentication(c.sessions, sessionCookie(c.config), c.authBrake));
   app.use('/v1', exceptSessionRoutes(authenticate(c.apiKeys, c.authBrake)));
   app.use('/v1', exceptSessionRoutes(perKeyRateLimit(c.rateLimits)));
   app.use('/v1', roleGate());

@@ -119,6 +119,27 @@ describe('the session token', () => {
     expect(forged.body).toMatchObject({ code: 'session_expired', reason: 'unknown' });
   });
 
+  it('guessing cookies meets the failed-authentication brake of the address', async () => {
+    const strict = await createHarness({
+      env: { TRUST_PROXY: 'true', RATE_LIMIT_AUTH_FAILURES_PER_MINUTE: '3' },
+    });
+    try {
+      const address = randomAddress();
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const guess = `${randomSuffix()}${'A'.repeat(33)}`;
+        const res = await strict.http
+          .get('/v1/balance')
+          .set('X-Forwarded-For', address)
+          .set('Cookie', `dcb_session=${guess}`);
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('a signed-out token stays dead even when replayed by hand', async () => {
     const op = await newOperator(h, { role: 'carrier' });
     const res = await signInFrom(randomAddress(), op.email, op.password);

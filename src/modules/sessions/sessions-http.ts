@@ -2,6 +2,7 @@ import { parseCookie, stringifySetCookie } from 'cookie';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config.js';
 import { AppError } from '../../errors.js';
+import type { AuthFailureBrake } from '../../http/auth.js';
 import type { ClientInfo, SessionsService } from './sessions-service.js';
 
 /**
@@ -81,11 +82,13 @@ export function clearOnSessionEnd(res: Response, cookie: SessionCookie, err: unk
  * operator (mount before `authenticate`, which then lets it through). Every POST, PUT, PATCH and
  * DELETE must bring the session's CSRF token in X-CSRF-Token, checked before any route runs; a
  * request with an API key is untouched, cookie or not. The /v1/session routes resolve the
- * session themselves.
+ * session themselves. An unknown cookie counts as a failed authentication of its address, as an
+ * unknown key does.
  */
 export function sessionAuthentication(
   sessions: SessionsService,
   cookie: SessionCookie,
+  brake: AuthFailureBrake,
 ): RequestHandler {
   return async (req, res, next) => {
     if (req.auth || req.get('authorization') !== undefined || SESSION_ROUTES.test(req.path)) {
@@ -93,6 +96,7 @@ export function sessionAuthentication(
     }
     const token = sessionToken(req, cookie);
     if (token === undefined) return next();
+    await brake.check(req);
     try {
       req.auth = await sessions.authenticate(
         token,
@@ -101,7 +105,11 @@ export function sessionAuthentication(
         clientInfo(req),
       );
     } catch (err) {
-      clearOnSessionEnd(res, cookie, err);
+      if (err instanceof AppError && err.code === 'session_expired') {
+        clearSessionCookie(res, cookie);
+        if (err.extra?.reason === 'unknown') await brake.recordFailure(req);
+      }
+      throw err;
     }
     next();
   };
