@@ -26,6 +26,12 @@ import { merchantsRoutes } from './modules/merchants/merchants-routes.js';
 import { portsRoutes } from './modules/ports/ports-routes.js';
 import { operatorsRoutes } from './modules/operators/operators-routes.js';
 import { perKeyRateLimit } from './modules/rate-limit/rate-limit-http.js';
+import {
+  exceptSessionRoutes,
+  sessionAuthentication,
+  sessionCookie,
+} from './modules/sessions/sessions-http.js';
+import { sessionsRoutes } from './modules/sessions/sessions-routes.js';
 import { OPENAPI_PATH } from './paths.js';
 
 export const JSON_BODY_LIMIT = '64kb';
@@ -54,8 +60,11 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   // SPEC §10: before anything looks a key up, stores or validates what the client sent.
   app.use(refuseHostileInput());
   app.use(healthRoutes(c));
-  app.use('/v1', authenticate(c.apiKeys, c.authBrake));
-  app.use('/v1', perKeyRateLimit(c.rateLimits));
+  // A console session cookie (without an Authorization header) authenticates first; the sign-in
+  // routes need no credential at all.
+  app.use('/v1', sessionAuthentication(c.sessions, sessionCookie(c.config), c.authBrake));
+  app.use('/v1', exceptSessionRoutes(authenticate(c.apiKeys, c.authBrake)));
+  app.use('/v1', exceptSessionRoutes(perKeyRateLimit(c.rateLimits)));
   app.use('/v1', roleGate());
   app.use(
     OpenApiValidator.middleware({
@@ -84,6 +93,7 @@ export function buildApp(c: Container, options: { validateResponses?: boolean } 
   app.use(searchRoutes(c));
   app.use(adjustmentsRoutes(c));
   app.use(portsRoutes(c));
+  app.use(sessionsRoutes(c));
 
   app.use(() => {
     throw new AppError('route_not_found', 'No such route.');

@@ -190,6 +190,40 @@ export const configSchema = z.object({
     .describe(
       'statement_timeout for settlement closes and reconciliation runs, which read and write a whole day or file of rows, in milliseconds.',
     ),
+  SESSION_IDLE_TIMEOUT_SECONDS: int(60, 24 * 3600)
+    .default(30 * 60)
+    .describe('A console session ends after this many seconds without a request (SPEC §9.2).'),
+  SESSION_ABSOLUTE_TIMEOUT_SECONDS: int(60, 7 * 24 * 3600)
+    .default(12 * 3600)
+    .describe('A console session ends this many seconds after sign-in, however busy.'),
+  SESSION_TOUCH_INTERVAL_SECONDS: int(1, 600)
+    .default(60)
+    .describe(
+      "How stale a session's last_seen_at may get before a request writes it again (bounds the writes per session; the idle timeout is exact to within this).",
+    ),
+  SIGN_IN_FAILURES_PER_EMAIL: int(1, 100_000)
+    .default(5)
+    .describe(
+      'Failed sign-ins (and failed second factors) per email (per operator) per SIGN_IN_BRAKE_WINDOW_SECONDS before 429.',
+    ),
+  SIGN_IN_FAILURES_PER_ADDRESS: int(1, 100_000)
+    .default(20)
+    .describe('Failed sign-ins per client address per SIGN_IN_BRAKE_WINDOW_SECONDS before 429.'),
+  SIGN_IN_BRAKE_WINDOW_SECONDS: int(1, 24 * 3600)
+    .default(15 * 60)
+    .describe('The window of the sign-in brakes: their whole budget comes back over this time.'),
+  PASSWORD_SCRYPT_LOG2_N: int(14, 20)
+    .default(17)
+    .describe(
+      'scrypt cost of new password hashes as log2(N), with r=8, p=1 (OWASP: 17, 128 MiB). Stored hashes keep their own parameters and are rehashed at the next sign-in. Below 17 only in sandbox.',
+    ),
+  TOTP_ISSUER: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[^:]+$/, 'no colon (it separates issuer and account in otpauth labels)')
+    .default('DCB gateway')
+    .describe("The issuer name authenticator apps show next to an operator's TOTP entry."),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -205,13 +239,17 @@ export class ConfigError extends Error {
 /**
  * What only a serving gateway needs, checked before it starts (the admin CLI and tests build the
  * container without it): outside sandbox, the key of the one-time code hashes, since a key made
- * up per process would leave codes unconfirmable on another instance or after a restart.
+ * up per process would leave codes unconfirmable on another instance or after a restart; and
+ * password hashes at least as costly as OWASP asks.
  */
 export function assertServerConfig(config: Config): void {
   if (!config.SANDBOX && config.OTP_HASH_SECRET === undefined) {
     throw new ConfigError([
       'OTP_HASH_SECRET: required outside sandbox mode (at least 32 characters)',
     ]);
+  }
+  if (!config.SANDBOX && config.PASSWORD_SCRYPT_LOG2_N < 17) {
+    throw new ConfigError(['PASSWORD_SCRYPT_LOG2_N: at least 17 outside sandbox mode (OWASP)']);
   }
 }
 

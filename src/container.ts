@@ -67,6 +67,11 @@ import {
   type SmsService,
 } from './modules/sms/sms-service.js';
 import {
+  createSessionsService,
+  type SessionsService,
+} from './modules/sessions/sessions-service.js';
+import { createPasswordHasher } from './modules/sessions/sessions-password.js';
+import {
   createRateLimitService,
   type RateLimitService,
 } from './modules/rate-limit/rate-limit-service.js';
@@ -129,6 +134,8 @@ export interface Container extends Infrastructure {
   authBrake: AuthFailureBrake;
   /** Per-key, per-MSISDN and auth-failure limits (Redis, falling back in process). */
   rateLimits: RateLimitService;
+  /** Console sign-in: password set-up, sessions, TOTP (SPEC §9.2). */
+  sessions: SessionsService;
   /** Background loops this instance may run (see workers/). */
   workers: Worker[];
 }
@@ -220,6 +227,17 @@ export function createContainer(infra: Infrastructure): Container {
     authBrake: createAuthFailureBrake(rateLimits),
     rateLimits,
     sms: createSmsService({ pool }),
+    sessions: createSessionsService({
+      pool,
+      rateLimits,
+      hasher: createPasswordHasher({ ln: config.PASSWORD_SCRYPT_LOG2_N, r: 8, p: 1 }),
+      timeouts: {
+        idleSeconds: config.SESSION_IDLE_TIMEOUT_SECONDS,
+        absoluteSeconds: config.SESSION_ABSOLUTE_TIMEOUT_SECONDS,
+        touchSeconds: config.SESSION_TOUCH_INTERVAL_SECONDS,
+      },
+      totpIssuer: config.TOTP_ISSUER,
+    }),
     workers: [
       ledgerRollUpWorker(ledger),
       charges.expiryWorker(),

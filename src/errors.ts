@@ -16,10 +16,16 @@ export const ERROR_STATUS = {
   idempotency_key_invalid: 400,
   /** An outbound URL (webhook, carrier SMS) that leads to a non-public address or scheme. */
   url_not_allowed: 400,
+  setup_token_invalid: 400,
   // 401 / 402 / 403 / 404
   unauthenticated: 401,
+  invalid_credentials: 401,
+  session_expired: 401,
+  second_factor_required: 401,
+  second_factor_invalid: 401,
   payment_denied: 402,
   forbidden: 403,
+  csrf_failed: 403,
   merchant_suspended: 403,
   /** The action must be taken by a person (an operator's key or session), not a machine key. */
   operator_required: 403,
@@ -43,6 +49,7 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 422,
   currency_mismatch: 422,
   otp_invalid: 422,
+  password_rejected: 422,
   unprocessable: 422,
   rate_limited: 429,
   // 5xx

@@ -67,7 +67,8 @@ export function actorOf(req: Request): Actor {
   return {
     type: auth.role,
     id: auth.ownerId,
-    apiKeyId: auth.keyId,
+    // A console session is no API key: its keyId only names its rate-limit bucket.
+    apiKeyId: auth.sessionId === undefined ? auth.keyId : null,
     operatorId: auth.operatorId,
     ip: req.ip ?? null,
     requestId: req.requestId,

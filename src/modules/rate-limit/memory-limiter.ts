@@ -1,7 +1,9 @@
-import type { GcraRequest, GcraResult } from './rate-limit-types.js';
+import type { GcraRefund, GcraRequest, GcraResult } from './rate-limit-types.js';
 
 export interface MemoryLimiter {
   evaluate(request: GcraRequest): GcraResult;
+  /** Gives back units a recorded request took (see GCRA_REFUND_LUA). */
+  refund(refund: GcraRefund): void;
   readonly size: number;
 }
 
@@ -46,6 +48,13 @@ export function createMemoryLimiter(
   return {
     get size() {
       return tats.size;
+    },
+    refund({ key, emissionIntervalUs, cost, nowUs }) {
+      const stored = tats.get(key);
+      if (stored === undefined) return;
+      const tat = stored - emissionIntervalUs * cost;
+      if (tat <= (nowUs ?? now())) tats.delete(key);
+      else tats.set(key, tat);
     },
     evaluate({ key, emissionIntervalUs, burst, cost, record, nowUs, onceKey }) {
       const at = nowUs ?? now();

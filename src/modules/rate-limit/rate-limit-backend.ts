@@ -27,6 +27,12 @@ export interface LimiterEvaluation {
 /** Evaluates a bucket in Redis, or in process when Redis is absent or failing. */
 export interface LimiterBackendRouter {
   evaluate(evaluation: LimiterEvaluation): Promise<RateLimitDecision>;
+  /**
+   * Gives back the units an allowed, recorded evaluation took, to the backend that decided it. When
+   * that was Redis and Redis has failed since, the refund is dropped: the unit stays taken, erring
+   * on the side of the brake.
+   */
+  refund(evaluation: LimiterEvaluation, backend: LimiterBackend): Promise<void>;
   /** True while Redis is configured but decisions are made in process. */
   readonly degraded: boolean;
   readonly memory: MemoryLimiter;
@@ -130,6 +136,24 @@ export function createLimiterBackendRouter(deps: {
     memory,
     get degraded() {
       return degraded;
+    },
+    async refund(evaluation, where) {
+      const refund = {
+        key: evaluation.key,
+        emissionIntervalUs: evaluation.policy.emissionIntervalUs,
+        cost: evaluation.cost ?? 1,
+      };
+      if (where === 'redis' && remote && redisWorthTrying()) {
+        try {
+          await remote.refund(refund);
+          recovered();
+          return;
+        } catch (err) {
+          outage('command failed', err);
+          return;
+        }
+      }
+      if (where === 'memory') memory.refund(refund);
     },
     async evaluate(evaluation) {
       const request = {

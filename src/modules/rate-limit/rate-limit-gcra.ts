@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { GcraRequest, GcraResult } from './rate-limit-types.js';
+import type { GcraRefund, GcraRequest, GcraResult } from './rate-limit-types.js';
 
 /**
  * GCRA for one bucket, evaluated atomically in Redis. The bucket holds its theoretical arrival
@@ -54,7 +54,38 @@ end
 return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, new_tat - now}
 `;
 
+/**
+ * Gives back `cost` units a recorded request took: the TAT moves back by cost × interval (never
+ * before now; a bucket that is full again is deleted). Same keys and clock as GCRA_LUA.
+ *
+ *   KEYS[1]  the bucket
+ *   ARGV[1]  emission interval in microseconds
+ *   ARGV[2]  cost: units to give back
+ *   ARGV[3]  the current time in microseconds, or "" for Redis TIME
+ */
+export const GCRA_REFUND_LUA = `
+local interval = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then
+  return 0
+end
+local new_tat = tat - interval * cost
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+end
+return 1
+`;
+
 const COMMAND = 'dcbRateLimitGcra';
+const REFUND_COMMAND = 'dcbRateLimitGcraRefund';
 
 /** The script with its keys counted in the first argument: one, or two with the onceKey marker. */
 type GcraCommand = (
@@ -64,13 +95,24 @@ type GcraCommand = (
 
 export interface RedisGcra {
   evaluate(request: GcraRequest): Promise<GcraResult>;
+  refund(refund: GcraRefund): Promise<void>;
 }
 
 /** Registers the script on the client (EVALSHA, falling back to EVAL once per server). */
 export function createRedisGcra(redis: Redis): RedisGcra {
   redis.defineCommand(COMMAND, { lua: GCRA_LUA });
   const command = (redis as unknown as Record<typeof COMMAND, GcraCommand>)[COMMAND].bind(redis);
+  redis.defineCommand(REFUND_COMMAND, { lua: GCRA_REFUND_LUA, numberOfKeys: 1 });
+  const refundCommand = (
+    redis as unknown as Record<
+      typeof REFUND_COMMAND,
+      (key: string, interval: number, cost: number, now: string) => Promise<number>
+    >
+  )[REFUND_COMMAND].bind(redis);
   return {
+    async refund({ key, emissionIntervalUs, cost, nowUs }) {
+      await refundCommand(key, emissionIntervalUs, cost, nowUs === undefined ? '' : String(nowUs));
+    },
     async evaluate(request) {
       const keys = request.onceKey === undefined ? [request.key] : [request.key, request.onceKey];
       const [allowed, remaining, retryAfterUs, resetUs] = await command(

@@ -3,7 +3,12 @@ import type { Config } from '../../config.js';
 import type { Pool } from '../../db/pool.js';
 import type { Logger } from '../../logger.js';
 import { findRateLimitOverride } from './rate-limit-repo.js';
-import { policyPerMinute, policyPerSecond, type RateLimitPolicy } from './rate-limit-types.js';
+import {
+  policyPerMinute,
+  policyPerSecond,
+  policyPerWindow,
+  type RateLimitPolicy,
+} from './rate-limit-types.js';
 
 /** The shape of the `rate_limit` column on merchants, carriers and api_keys. */
 export const rateLimitOverrideSchema = z.strictObject({
@@ -17,6 +22,10 @@ export interface RateLimitPolicies {
   readonly defaultPerKey: RateLimitPolicy;
   readonly msisdn: RateLimitPolicy;
   readonly authFailure: RateLimitPolicy;
+  /** Console sign-in failures per email, per client address, and second-factor failures per operator. */
+  readonly signInEmail: RateLimitPolicy;
+  readonly signInAddress: RateLimitPolicy;
+  readonly secondFactor: RateLimitPolicy;
 }
 
 const MAX_CACHED_OWNERS = 10_000;
@@ -60,6 +69,21 @@ export function createRateLimitPolicies(deps: {
     defaultPerKey,
     msisdn: policyPerMinute('msisdn', config.RATE_LIMIT_MSISDN_PER_MINUTE),
     authFailure: policyPerMinute('auth-failures', config.RATE_LIMIT_AUTH_FAILURES_PER_MINUTE),
+    signInEmail: policyPerWindow(
+      'sign-in-email',
+      config.SIGN_IN_FAILURES_PER_EMAIL,
+      config.SIGN_IN_BRAKE_WINDOW_SECONDS,
+    ),
+    signInAddress: policyPerWindow(
+      'sign-in-address',
+      config.SIGN_IN_FAILURES_PER_ADDRESS,
+      config.SIGN_IN_BRAKE_WINDOW_SECONDS,
+    ),
+    secondFactor: policyPerWindow(
+      'second-factor',
+      config.SIGN_IN_FAILURES_PER_EMAIL,
+      config.SIGN_IN_BRAKE_WINDOW_SECONDS,
+    ),
     perKey(ownerId) {
       if (ttlMs === 0) return load(ownerId);
       const now = Date.now();

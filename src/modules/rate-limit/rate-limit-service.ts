@@ -5,9 +5,21 @@ import type { Config } from '../../config.js';
 import type { Pool } from '../../db/pool.js';
 import type { Logger } from '../../logger.js';
 import type { Metrics } from '../../metrics.js';
-import { createLimiterBackendRouter, type LimiterBackendRouter } from './rate-limit-backend.js';
+import {
+  createLimiterBackendRouter,
+  type LimiterBackendRouter,
+  type LimiterEvaluation,
+} from './rate-limit-backend.js';
 import { createRateLimitPolicies, type RateLimitPolicies } from './rate-limit-policies.js';
 import type { RateLimitDecision } from './rate-limit-types.js';
+
+/** One attempt taken from several budgets at once (a sign-in: its email's and its address's). */
+export interface BrakedAttempt {
+  /** The budget that refused, when one did; nothing is then taken from any of them. */
+  refused?: RateLimitDecision;
+  /** Gives the units back: the attempt succeeded, so it is no failure to count. */
+  release(): Promise<void>;
+}
 
 export interface RateLimitService {
   /** Takes one request from an API key's budget; the policy is its owner's. */
@@ -23,6 +35,14 @@ export interface RateLimitService {
   ): Promise<RateLimitDecision>;
   /** Takes one failed authentication from a client address's budget. */
   recordAuthFailure(clientIp: string): Promise<RateLimitDecision>;
+  /**
+   * Takes a console sign-in attempt from the email's and the client address's failure budgets
+   * before the password is checked, so concurrent guesses cannot all slip past a check made
+   * before any of them failed; a successful sign-in gives its units back.
+   */
+  signInAttempt(email: string, clientIp: string): Promise<BrakedAttempt>;
+  /** Likewise for a second-factor code, per operator. */
+  secondFactorAttempt(operatorId: string): Promise<BrakedAttempt>;
   readonly policies: RateLimitPolicies;
   readonly backend: LimiterBackendRouter;
 }
@@ -66,9 +86,54 @@ export function createRateLimitService(deps: {
   // `{…}` is the hash tag: each bucket is one key, so the script never crosses cluster slots.
   const bucket = (scope: string, id: string) => `${prefix}:{${scope}:${id}}`;
 
+  /** Takes one unit from each budget in turn; a refusal gives back those already taken. */
+  async function takeAll(evaluations: LimiterEvaluation[]): Promise<BrakedAttempt> {
+    const taken: { evaluation: LimiterEvaluation; backend: RateLimitDecision['backend'] }[] = [];
+    const release = async () => {
+      for (const t of taken.splice(0)) await backend.refund(t.evaluation, t.backend);
+    };
+    for (const evaluation of evaluations) {
+      const decision = await backend.evaluate(evaluation);
+      if (!decision.allowed) {
+        await release();
+        return { refused: decision, release: () => Promise.resolve() };
+      }
+      taken.push({ evaluation, backend: decision.backend });
+    }
+    return { release };
+  }
+
+  // Hashed so that emails never appear in Redis.
+  const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
+
   return {
     policies,
     backend,
+
+    signInAttempt(email, clientIp) {
+      return takeAll([
+        {
+          limiter: 'sign_in_email',
+          policy: policies.signInEmail,
+          key: bucket('signin-email', digest(email.toLowerCase())),
+        },
+        {
+          limiter: 'sign_in_address',
+          policy: policies.signInAddress,
+          key: bucket('signin-address', clientAddressBucket(clientIp)),
+        },
+      ]);
+    },
+
+    secondFactorAttempt(operatorId) {
+      return takeAll([
+        {
+          limiter: 'second_factor',
+          policy: policies.secondFactor,
+          key: bucket('second-factor', operatorId),
+        },
+      ]);
+    },
 
     async perKey({ keyId, ownerId }) {
       return backend.evaluate({

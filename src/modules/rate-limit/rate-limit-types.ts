@@ -1,5 +1,6 @@
 /** Which brake made a decision; a metric label and part of the log context. */
-export type LimiterName = 'per_key' | 'msisdn' | 'auth_failure';
+export type LimiterName =
+  'per_key' | 'msisdn' | 'auth_failure' | 'sign_in_email' | 'sign_in_address' | 'second_factor';
 
 /** Where a decision was made: the shared Redis, or this process (no Redis, or Redis down). */
 export type LimiterBackend = 'redis' | 'memory';
@@ -32,6 +33,15 @@ export interface GcraRequest {
    * again without taking more until the bucket could be full again.
    */
   onceKey?: string;
+}
+
+/** Gives back units a recorded request took (an attempt that turned out not to count). */
+export interface GcraRefund {
+  key: string;
+  emissionIntervalUs: number;
+  cost: number;
+  /** Overrides the clock (microseconds); only tests pass it. */
+  nowUs?: number;
 }
 
 /** What the GCRA says, in the same shape from Redis and from the in-process limiter. */
@@ -69,6 +79,19 @@ export function policyPerSecond(
 /** A policy of `count` units per minute, all of which may be used at once. */
 export function policyPerMinute(name: string, count: number): RateLimitPolicy {
   return { name, burst: count, emissionIntervalUs: Math.max(1, Math.round(60e6 / count)) };
+}
+
+/** A policy of `count` units per `windowSeconds`, all of which may be used at once. */
+export function policyPerWindow(
+  name: string,
+  count: number,
+  windowSeconds: number,
+): RateLimitPolicy {
+  return {
+    name,
+    burst: count,
+    emissionIntervalUs: Math.max(1, Math.round((windowSeconds * 1e6) / count)),
+  };
 }
 
 /** The `w` of RateLimit-Policy: seconds for an empty bucket to fill again. */
