@@ -98,7 +98,6 @@ describe('password set-up from the one-time link', () => {
       'aaaaaaaaaaaaaaaa',
       'abcdefghijklmnop',
       'Password1234',
-      'tab\u0001character!',
     ];
     for (const password of refused) {
       const res = await h.http.post('/v1/session/setup').send({ token, password });
@@ -106,6 +105,12 @@ describe('password set-up from the one-time link', () => {
       expect(res.body.code).toBe('password_rejected');
       expect(res.body.param).toBe('password');
     }
+    // A control character is refused before the policy, by the rule for every string (SPEC §10).
+    const control = await h.http
+      .post('/v1/session/setup')
+      .send({ token, password: 'tab\u0001character!' });
+    expect(control.status).toBe(400);
+    expect(control.body).toMatchObject({ code: 'invalid_string', param: 'password' });
     // 12 code points of four bytes each: length is counted in characters.
     const emoji = '🔐'.repeat(6) + '🗝️'.repeat(3);
     expect((await h.http.post('/v1/session/setup').send({ token, password: emoji })).status).toBe(
