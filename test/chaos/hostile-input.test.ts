@@ -17,6 +17,7 @@ import { call, type Answer } from './helpers/http-client.js';
 import {
   allowedRoles,
   contractOperations,
+  objectKind,
   type JsonSchema,
   type Operation,
   type Role,
@@ -168,23 +169,11 @@ afterAll(async () => {
   await dropFreshDatabases();
 });
 
-/** The kind of object an operation's path parameter names (a new route must be added here). */
+/** The kind of object an operation's path parameter names (a new route must be added there). */
 function idKind(op: Operation, param: string): string {
-  if (param === 'msisdn') return 'msisdn';
-  const rules: [RegExp, string][] = [
-    [/^\/v1\/admin\/carriers\//, 'carrier'],
-    [/^\/v1\/admin\/merchants\//, 'merchant'],
-    [/^\/v1\/admin\/api-keys\//, 'apiKey'],
-    [/^\/v1\/(admin|carrier)\/settlements\//, 'settlement'],
-    [/^\/v1\/carrier\/reconciliations\//, 'reconciliation'],
-    [/^\/v1\/charges\//, 'charge'],
-    [/^\/v1\/refunds\//, 'refund'],
-    [/^\/v1\/events\//, 'event'],
-    [/^\/v1\/admin\/adjustments\//, 'adjustment'],
-  ];
-  const hit = rules.find(([re]) => re.test(op.path));
-  if (!hit) throw new Error(`no object kind for ${op.path} {${param}}: add it to idKind()`);
-  return hit[1];
+  const kind = objectKind(op, param);
+  if (!kind) throw new Error(`no object kind for ${op.path} {${param}}: add it to objectKind()`);
+  return kind;
 }
 
 // ---- arbitraries -------------------------------------------------------------------------
