@@ -38,6 +38,8 @@ export interface Operation {
   body?: { required: boolean; contentTypes: string[]; schema?: JsonSchema };
   /** Sends Idempotency-Key. */
   idempotent: boolean;
+  /** Media types of its 2xx answers (e.g. `text/csv` where `Accept` chooses CSV). */
+  produces: string[];
 }
 
 type Doc = {
@@ -87,6 +89,7 @@ export function contractOperations(): Operation[] {
         tags: string[];
         parameters?: unknown[];
         requestBody?: { required?: boolean; content: Record<string, { schema?: JsonSchema }> };
+        responses?: Record<string, { content?: Record<string, unknown> }>;
       };
       const parameters = [...shared, ...(op.parameters ?? [])].map((p) => {
         const r = resolve(p) as Parameter & { schema: JsonSchema };
@@ -108,6 +111,13 @@ export function contractOperations(): Operation[] {
             }
           : undefined,
         idempotent: parameters.some((p) => p.name === 'Idempotency-Key'),
+        produces: [
+          ...new Set(
+            Object.entries(op.responses ?? {})
+              .filter(([status]) => status.startsWith('2'))
+              .flatMap(([, r]) => Object.keys(resolve(r).content ?? {})),
+          ),
+        ],
       });
     }
   }
