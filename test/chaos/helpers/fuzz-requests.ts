@@ -99,22 +99,14 @@ export function validValue(
   world: FuzzWorld,
 ): fc.Arbitrary<unknown> {
   if (schema.enum) return fc.constantFrom(...schema.enum.filter((v) => v !== null));
-  switch (schema.type) {
-    case 'object':
-      return validObject(schema, world);
-    case 'array':
-      return fc.array(validValue(name, schema.items ?? {}, world), { maxLength: 2 });
-    case 'integer':
-    case 'number':
-      return fc.integer({
-        min: Number(schema.minimum ?? 0),
-        max: Number(schema.maximum ?? 10_000),
-      });
-    case 'boolean':
-      return fc.boolean();
-    default:
-      break;
+  if (schema.type === 'object') return validObject(schema, world);
+  if (schema.type === 'array') {
+    return fc.array(validValue(name, schema.items ?? {}, world), { maxLength: 2 });
   }
+  if (schema.type === 'integer' || schema.type === 'number') {
+    return fc.integer({ min: Number(schema.minimum ?? 0), max: Number(schema.maximum ?? 10_000) });
+  }
+  if (schema.type === 'boolean') return fc.boolean();
   if (isAmountField(name, schema)) {
     if (name === 'credit_limit') return fc.constantFrom('0', '1000000', '250000');
     if (schema.refName === 'NullableAmount') return fc.constantFrom('5000000', '100000', '2000');
