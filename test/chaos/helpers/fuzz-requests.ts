@@ -246,6 +246,11 @@ function keyOf(world: FuzzWorld, role: Role): fc.Arbitrary<string> {
   return fc.constantFrom(...world.keys[role]);
 }
 
+let keyCounter = 0;
+
+/** Client request ids: printable ones are echoed, the others replaced (SPEC §3). */
+const REQUEST_IDS = ['fuzz-req-0001', 'r'.repeat(128), 'r'.repeat(129), 'a b', 'a\tb', 'é', '\x85'];
+
 /** A request `op`'s own role could make, valid against the contract. */
 export function validBase(op: Operation, world: FuzzWorld, nonce: string): fc.Arbitrary<Base> {
   const pathParams = op.parameters.filter((p) => p.in === 'path');
@@ -284,13 +289,15 @@ export function validBase(op: Operation, world: FuzzWorld, nonce: string): fc.Ar
       query,
       body,
       accept,
-      n: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+      requestId: sometimes(fc.constantFrom(...REQUEST_IDS), 0.1),
     })
     .chain((r) =>
       keyOf(world, r.role).map((key) => {
         const headers: Record<string, string> = {};
-        if (op.idempotent) headers['idempotency-key'] = `fz-${nonce}-${r.n.toString(36)}`;
+        // A counter, not a random number: generated integers repeat (small values are favoured).
+        if (op.idempotent) headers['idempotency-key'] = `fz-${nonce}-${(keyCounter += 1)}`;
         if (r.accept) headers.accept = r.accept;
+        if (r.requestId !== undefined) headers['x-request-id'] = r.requestId;
         return {
           op,
           role: r.role,
