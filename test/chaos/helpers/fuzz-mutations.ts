@@ -205,7 +205,9 @@ const WRONG_CONTENT_TYPES = [
   'text/csv',
 ];
 
+/** Values of a JSON type the field does not have (none for a field of any type). */
 function wrongTypeValues(schema: JsonSchema): unknown[] {
+  if (schema.type === undefined) return [];
   const all: unknown[] = ['x', 7, 1.5, true, { a: 'b' }, ['a'], null];
   return all.filter((v) => {
     if (v === null) return !schema.nullable;

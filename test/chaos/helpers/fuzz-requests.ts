@@ -146,7 +146,29 @@ function matching(pattern: string, maxLength: number): fc.Arbitrary<string> {
   return arb;
 }
 
+/** `generated` with the members of one coherent example of `name` over it, if there are any. */
+function coherent(
+  name: string | undefined,
+  world: FuzzWorld,
+  generated: fc.Arbitrary<Record<string, unknown>>,
+): fc.Arbitrary<Record<string, unknown>> {
+  const examples = name === undefined ? undefined : world.coherent[name];
+  if (!examples?.length) return generated;
+  return fc.tuple(generated, fc.constantFrom(...examples)).map(([g, example]) => {
+    const out = { ...g, ...example };
+    for (const [k, v] of Object.entries(example)) if (v === undefined) delete out[k];
+    return out;
+  });
+}
+
 function validObject(schema: JsonSchema, world: FuzzWorld): fc.Arbitrary<Record<string, unknown>> {
+  return coherent(schema.refName, world, generatedObject(schema, world));
+}
+
+function generatedObject(
+  schema: JsonSchema,
+  world: FuzzWorld,
+): fc.Arbitrary<Record<string, unknown>> {
   const props = Object.entries(schema.properties ?? {});
   const required = new Set(schema.required ?? []);
   // PATCH bodies need at least one member: the first one is then always sent.
@@ -268,11 +290,12 @@ export function validBase(op: Operation, world: FuzzWorld, nonce: string): fc.Ar
   );
   const json = op.body?.contentTypes.includes(JSON_TYPE);
   const csv = op.body?.contentTypes.find((t) => t.startsWith('text/csv'));
+  const object = coherent(op.id, world, validObject(op.body?.schema ?? {}, world));
   const body: fc.Arbitrary<Base['body']> = json
     ? op.body?.required
-      ? validObject(op.body.schema ?? {}, world).map((v) => ({ json: v }))
+      ? object.map((v) => ({ json: v }))
       : sometimes(
-          validObject(op.body?.schema ?? {}, world).map((v) => ({ json: v })),
+          object.map((v) => ({ json: v })),
           0.7,
         )
     : csv

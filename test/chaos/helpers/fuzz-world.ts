@@ -26,6 +26,12 @@ export interface FuzzWorld {
   carrierIds: string[];
   /** Every secret the run holds: none may ever appear in a log line. */
   secrets: string[];
+  /**
+   * Members that only make sense together, by component name (`AdjustmentAccountInput`) or by
+   * operation id (`createApiKey`): a generated object takes one of these over, so that requests
+   * get past the rules that tie members to each other (an undefined member is left out).
+   */
+  coherent: Record<string, Record<string, unknown>[]>;
 }
 
 async function createKey(h: Harness, admin: string, role: Role, ownerId?: string) {
@@ -146,6 +152,21 @@ export async function buildFuzzWorld(h: Harness): Promise<FuzzWorld> {
     msisdns,
     merchantIds: [merchant.id, spareMerchant.id],
     carrierIds: [carrier.id, spareCarrier.id],
+    coherent: {
+      AdjustmentAccountInput: [
+        { type: 'merchant_payable', owner_id: spareMerchant.id },
+        { type: 'carrier_share', owner_id: spareCarrier.id },
+        { type: 'carrier_funding', owner_id: spareCarrier.id },
+        { type: 'gateway_fees' },
+        { type: 'subscriber', owner_id: carrier.id, msisdn: msisdns[2] },
+      ],
+      createApiKey: [
+        { role: 'merchant', owner_id: spareMerchant.id },
+        { role: 'carrier', owner_id: spareCarrier.id },
+        { role: 'auditor', owner_id: undefined },
+        { role: 'admin', owner_id: undefined },
+      ],
+    },
     secrets: [
       ...admins,
       auditor,
