@@ -250,9 +250,10 @@ function bodyMutations(base: Base): Candidate[] {
         .map(([f, ch, at, alone]) => {
           const next = edit(json, f.path, (parent, key) => {
             const given = parent[key];
-            const old = typeof given === 'string' ? given : '';
+            // Between code points, so that the character named is the only one out of place.
+            const old = Array.from(typeof given === 'string' ? given : '');
             const i = at % (old.length + 1);
-            parent[key] = alone ? ch : old.slice(0, i) + ch + old.slice(i);
+            parent[key] = alone ? ch : [...old.slice(0, i), ch, ...old.slice(i)].join('');
           });
           // An amount with a control character breaks two rules; either code names it.
           const amount = isAmountField(f.path[f.path.length - 1]!, f.schema);

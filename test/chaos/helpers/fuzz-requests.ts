@@ -270,8 +270,19 @@ function keyOf(world: FuzzWorld, role: Role): fc.Arbitrary<string> {
 
 let keyCounter = 0;
 
-/** Client request ids: printable ones are echoed, the others replaced (SPEC §3). */
-const REQUEST_IDS = ['fuzz-req-0001', 'r'.repeat(128), 'r'.repeat(129), 'a b', 'a\tb', 'é', '\x85'];
+/**
+ * Client request ids, unique so that a log line names its request: printable ones up to 128
+ * characters are echoed, the others replaced (SPEC §3).
+ */
+const REQUEST_IDS: ((n: number) => string)[] = [
+  (n) => `fuzz-req-${n}`,
+  (n) => `${n}`.padEnd(128, 'r'),
+  (n) => `${n}`.padEnd(129, 'r'),
+  (n) => `a b${n}`,
+  (n) => `a\tb${n}`,
+  (n) => `é${n}`,
+  (n) => `\x85${n}`,
+];
 
 /** A request `op`'s own role could make, valid against the contract. */
 export function validBase(op: Operation, world: FuzzWorld, nonce: string): fc.Arbitrary<Base> {
@@ -320,7 +331,7 @@ export function validBase(op: Operation, world: FuzzWorld, nonce: string): fc.Ar
         // A counter, not a random number: generated integers repeat (small values are favoured).
         if (op.idempotent) headers['idempotency-key'] = `fz-${nonce}-${(keyCounter += 1)}`;
         if (r.accept) headers.accept = r.accept;
-        if (r.requestId !== undefined) headers['x-request-id'] = r.requestId;
+        if (r.requestId !== undefined) headers['x-request-id'] = r.requestId((keyCounter += 1));
         return {
           op,
           role: r.role,
