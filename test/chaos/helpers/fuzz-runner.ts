@@ -76,15 +76,18 @@ export interface Finding {
   response?: string;
 }
 
+/** API keys (`dcb_mk_…`, `dcb_ck_…`, `dcb_ak_…`) wherever a finding would show them. */
+const mask = (text: string) => text.replace(/dcb_[a-z]{2}_[A-Za-z0-9_-]{8,}/g, '<key>');
+
 /** A request as a finding shows it: enough to send it again, keys and huge bodies cut. */
 export function summary(r: WireRequest): NonNullable<Finding['request']> {
   return {
     method: r.method,
-    path: r.path.length > 300 ? `${r.path.slice(0, 300)}…` : r.path,
+    path: mask(r.path.length > 300 ? `${r.path.slice(0, 300)}…` : r.path),
     headers: Object.fromEntries(
       Object.entries(r.headers).map(([k, v]) => [
         k,
-        k === 'authorization' ? v.replace(/^(\S+ ).*$/, '$1<key>') : v.slice(0, 120),
+        k === 'authorization' ? v.replace(/^(\S+ ).*$/, '$1<key>') : mask(v.slice(0, 120)),
       ]),
     ),
     body:
