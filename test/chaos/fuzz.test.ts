@@ -309,14 +309,16 @@ async function validRound(round: number, perOp: number): Promise<void> {
 function groupFindings(list: Finding[]) {
   const groups = new Map<
     string,
-    { count: number; ops: Set<string>; variants: Set<string>; sample: Finding }
+    { count: number; variants: Set<string>; byOp: Map<string, Set<string>>; sample: Finding }
   >();
   for (const f of list) {
     const key = `${f.kind} | ${f.mutation} | got ${f.status} ${f.code ?? ''}`.trim();
-    const g = groups.get(key) ?? { count: 0, ops: new Set(), variants: new Set(), sample: f };
+    const g = groups.get(key) ?? { count: 0, variants: new Set(), byOp: new Map(), sample: f };
     g.count += 1;
-    g.ops.add(f.op);
     if (g.variants.size < 12) g.variants.add(f.variant.replace(/ in body\..*$/, ''));
+    const ofOp = g.byOp.get(f.op) ?? new Set<string>();
+    if (ofOp.size < 20) ofOp.add(f.variant);
+    g.byOp.set(f.op, ofOp);
     groups.set(key, g);
   }
   return [...groups.entries()]
@@ -326,7 +328,9 @@ function groupFindings(list: Finding[]) {
       count: g.count,
       detail: g.sample.detail,
       variants: [...g.variants],
-      ops: [...g.ops].sort(),
+      ops: [...g.byOp.keys()].sort(),
+      /** Per operation, the variants seen (up to 20). */
+      by_op: Object.fromEntries([...g.byOp].map(([op, v]) => [op, [...v].sort()])),
       sample: g.sample,
     }));
 }
