@@ -651,7 +651,9 @@ function queryMutations(base: Base, world: FuzzWorld): Candidate[] {
             { ...base, query },
             {
               status: [400],
-              code: ['invalid_string'],
+              code: isAmountField(p.name, p.schema)
+                ? ['invalid_string', 'invalid_amount']
+                : ['invalid_string'],
               param: p.name,
             },
           );
