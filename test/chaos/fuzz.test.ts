@@ -159,8 +159,29 @@ let pinpointBudget = 3;
 async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]): Promise<void> {
   const refused = mutants.filter((_, i) => isRefusal(replies[i]!.status));
   const before = await digests();
-  await inParallel(refused, CONCURRENCY, (m) => exchange(m.op, m.request));
-  const again = changedTables(before, await digests());
+  const again = await inParallel(refused, CONCURRENCY, (m) => exchange(m.op, m.request));
+  const tablesAgain = changedTables(before, await digests());
+  // A mutation refused once must be refused every time: one that goes through when sent again
+  // (its refusal depended on state) is reported as such.
+  const stillRefused = refused.filter((m, i) => {
+    const reply = again[i]!;
+    if (isRefusal(reply.status)) return true;
+    findings.push({
+      kind: 'not-refused',
+      op: m.op.id,
+      mutation: `${m.mutation} (sent again)`,
+      variant: m.variant,
+      status: reply.status,
+      code: problemOf(reply).problem?.code as string | undefined,
+      detail: `refused at first, answered ${reply.status} when sent again`,
+      request: summary(m.request),
+      response: reply.text.slice(0, 300),
+    });
+    return false;
+  });
+  const writers = [
+    ...new Set(stillRefused.filter((m) => m.op.method !== 'GET').map((m) => m.op.id)),
+  ];
   const batchFinding = (tables: string[]) =>
     findings.push({
       kind: 'table-changed',
@@ -168,23 +189,26 @@ async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]):
       mutation: 'batch',
       variant: '',
       status: 0,
-      detail: `a batch of refused requests changed ${tables.join(', ')}`,
+      detail:
+        `a batch of refused requests changed ${tables.join(', ')}; ` +
+        `not one of them alone; the batch wrote through ${writers.join(', ')}`,
     });
-  if (again.length === 0) {
+  if (tablesAgain.length === 0) {
     if (refused.length === mutants.length) batchFinding(changed);
     return;
   }
+  if (stillRefused.length < refused.length) return; // explained by those that went through
   if (pinpointBudget <= 0) {
-    batchFinding(again);
+    batchFinding(tablesAgain);
     return;
   }
   pinpointBudget -= 1;
   let named = 0;
-  for (const m of refused) {
+  for (const m of stillRefused) {
     const first = await digests();
     const reply = await exchange(m.op, m.request);
     const tables = changedTables(first, await digests());
-    if (tables.length === 0 || !isRefusal(reply.status)) continue;
+    if (tables.length === 0) continue;
     named += 1;
     findings.push({
       kind: 'table-changed',
@@ -193,12 +217,12 @@ async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]):
       variant: m.variant,
       status: reply.status,
       code: problemOf(reply).problem?.code as string | undefined,
-      detail: `refused, yet changed ${tables.join(', ')}`,
+      detail: `answered ${reply.status}, yet changed ${tables.join(', ')}`,
       request: summary(m.request),
       response: reply.text.slice(0, 300),
     });
   }
-  if (named === 0) batchFinding(again);
+  if (named === 0) batchFinding(tablesAgain);
 }
 
 /**
