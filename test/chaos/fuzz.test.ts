@@ -182,7 +182,7 @@ async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]):
   const writers = [
     ...new Set(stillRefused.filter((m) => m.op.method !== 'GET').map((m) => m.op.id)),
   ];
-  const batchFinding = (tables: string[]) =>
+  const batchFinding = (tables: string[], why: string) =>
     findings.push({
       kind: 'table-changed',
       op: '?',
@@ -190,16 +190,16 @@ async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]):
       variant: '',
       status: 0,
       detail:
-        `a batch of refused requests changed ${tables.join(', ')}; ` +
-        `not one of them alone; the batch wrote through ${writers.join(', ')}`,
+        `a batch of refused requests changed ${tables.join(', ')} (${why}); ` +
+        `the operations among them that write: ${writers.join(', ')}`,
     });
   if (tablesAgain.length === 0) {
-    if (refused.length === mutants.length) batchFinding(changed);
+    if (refused.length === mutants.length) batchFinding(changed, 'not when sent again');
     return;
   }
   if (stillRefused.length < refused.length) return; // explained by those that went through
   if (pinpointBudget <= 0) {
-    batchFinding(tablesAgain);
+    batchFinding(tablesAgain, 'no replays one at a time left');
     return;
   }
   pinpointBudget -= 1;
@@ -222,7 +222,7 @@ async function pinpoint(mutants: Mutant[], replies: Reply[], changed: string[]):
       response: reply.text.slice(0, 300),
     });
   }
-  if (named === 0) batchFinding(tablesAgain);
+  if (named === 0) batchFinding(tablesAgain, 'not one of them when sent alone');
 }
 
 /**
