@@ -12,12 +12,14 @@ import {
   type CarrierFixture,
   type MerchantFixture,
 } from '../helpers/factories.js';
+import { newId } from '../../src/lib/ids.js';
 import { bearer, createHarness, newAdminKey, type Harness } from '../helpers/harness.js';
 import { dropFreshDatabases, freshDatabase, rowCounts } from './helpers/chaos-db.js';
 import { call, type Answer } from './helpers/http-client.js';
 import {
   allowedRoles,
   contractOperations,
+  objectKind,
   type JsonSchema,
   type Operation,
   type Role,
@@ -179,6 +181,8 @@ beforeAll(async () => {
     apiKey: [spare.apiKeyId],
     adjustment: [adjustment.body.id],
     operator: [operator.body.id],
+    // A well-formed id that names no port: the routes must refuse hostile input before looking.
+    port: [newId('port')],
   });
   for (const [kind, list] of Object.entries(ids)) expect(list.length, kind).toBeGreaterThan(0);
 });
@@ -192,24 +196,11 @@ afterAll(async () => {
   await dropFreshDatabases();
 });
 
-/** The kind of object an operation's path parameter names (a new route must be added here). */
+/** The kind of object an operation's path parameter names (a new route must be added there). */
 function idKind(op: Operation, param: string): string {
-  if (param === 'msisdn') return 'msisdn';
-  const rules: [RegExp, string][] = [
-    [/^\/v1\/admin\/carriers\//, 'carrier'],
-    [/^\/v1\/admin\/merchants\//, 'merchant'],
-    [/^\/v1\/admin\/api-keys\//, 'apiKey'],
-    [/^\/v1\/(admin|carrier)\/settlements\//, 'settlement'],
-    [/^\/v1\/carrier\/reconciliations\//, 'reconciliation'],
-    [/^\/v1\/charges\//, 'charge'],
-    [/^\/v1\/refunds\//, 'refund'],
-    [/^\/v1\/events\//, 'event'],
-    [/^\/v1\/admin\/adjustments\//, 'adjustment'],
-    [/^\/v1\/admin\/operators\//, 'operator'],
-  ];
-  const hit = rules.find(([re]) => re.test(op.path));
-  if (!hit) throw new Error(`no object kind for ${op.path} {${param}}: add it to idKind()`);
-  return hit[1];
+  const kind = objectKind(op, param);
+  if (!kind) throw new Error(`no object kind for ${op.path} {${param}}: add it to objectKind()`);
+  return kind;
 }
 
 // ---- arbitraries -------------------------------------------------------------------------

@@ -63,3 +63,47 @@ export async function openFreshDatabase(
   await db.connect();
   return { databaseUrl, db };
 }
+
+/** A table's row count and an order-independent digest of its rows' text. */
+export interface TableDigest {
+  rows: number;
+  md5: string;
+}
+
+/**
+ * Every table of the public schema (partitions included) as row count and digest, so that any
+ * insert, update or delete shows, not only a change of count. `exclude` names tables left out.
+ */
+export async function tableDigests(
+  db: pg.ClientBase,
+  exclude: readonly string[] = [],
+): Promise<Record<string, TableDigest>> {
+  const { rows } = await db.query<{ tablename: string }>(
+    `SELECT tablename FROM pg_tables
+      WHERE schemaname = 'public' AND NOT (tablename = ANY($1::text[]))
+      ORDER BY tablename`,
+    [['schema_migrations', ...exclude]],
+  );
+  if (rows.length === 0) return {};
+  const select = rows
+    .map(
+      ({ tablename }) =>
+        `SELECT ${pg.escapeLiteral(tablename)} AS t, count(*)::int AS n,
+                coalesce(md5(string_agg(md5(x::text), '' ORDER BY md5(x::text))), '') AS h
+           FROM ${pg.escapeIdentifier(tablename)} x`,
+    )
+    .join(' UNION ALL ');
+  const digests = await db.query<{ t: string; n: number; h: string }>(select);
+  return Object.fromEntries(digests.rows.map((r) => [r.t, { rows: r.n, md5: r.h }]));
+}
+
+/** The tables whose digest differs between two snapshots, with their row counts before → after. */
+export function changedTables(
+  before: Record<string, TableDigest>,
+  after: Record<string, TableDigest>,
+): string[] {
+  const names = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  return names
+    .filter((t) => before[t]?.md5 !== after[t]?.md5 || before[t]?.rows !== after[t]?.rows)
+    .map((t) => `${t} (${before[t]?.rows ?? '-'} → ${after[t]?.rows ?? '-'} rows)`);
+}

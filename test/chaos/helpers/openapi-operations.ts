@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { rolesForArea } from '../../../src/http/auth.js';
 import { OPENAPI_PATH } from '../../../src/paths.js';
 
-export type Role = 'merchant' | 'carrier' | 'admin' | 'auditor';
+export const ROLES = ['merchant', 'carrier', 'admin', 'auditor'] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface JsonSchema {
   type?: string;
@@ -12,6 +14,8 @@ export interface JsonSchema {
   items?: JsonSchema;
   nullable?: boolean;
   $ref?: string;
+  /** The component a resolved schema came from (`Amount`, `Msisdn`, …), kept for generators. */
+  refName?: string;
   [k: string]: unknown;
 }
 
@@ -28,11 +32,14 @@ export interface Operation {
   method: string;
   /** The template, e.g. /v1/charges/{id}/capture. */
   path: string;
-  tag: 'admin' | 'merchant' | 'carrier';
+  /** The first tag: `admin`, `merchant`, `carrier`, or one a later route brings. */
+  tag: string;
   parameters: Parameter[];
   body?: { required: boolean; contentTypes: string[]; schema?: JsonSchema };
   /** Sends Idempotency-Key. */
   idempotent: boolean;
+  /** Media types of its 2xx answers (e.g. `text/csv` where `Accept` chooses CSV). */
+  produces: string[];
 }
 
 type Doc = {
@@ -52,13 +59,17 @@ function resolver(doc: Doc) {
   /** Resolves every $ref inside a schema (the contract has no recursive schemas). */
   const deep = (schema: JsonSchema): JsonSchema => {
     const s = resolve(schema);
-    const out: JsonSchema = { ...s };
+    const refName = /^#\/components\/schemas\/(.+)$/.exec(schema.$ref ?? '')?.[1];
+    const out: JsonSchema = { ...s, ...(refName ? { refName } : {}) };
     if (s.properties) {
       out.properties = Object.fromEntries(
         Object.entries(s.properties).map(([k, v]) => [k, deep(v)]),
       );
     }
     if (s.items) out.items = deep(s.items);
+    if (typeof s.additionalProperties === 'object' && s.additionalProperties !== null) {
+      out.additionalProperties = deep(s.additionalProperties as JsonSchema);
+    }
     return out;
   };
   return { resolve, deep };
@@ -78,6 +89,7 @@ export function contractOperations(): Operation[] {
         tags: string[];
         parameters?: unknown[];
         requestBody?: { required?: boolean; content: Record<string, { schema?: JsonSchema }> };
+        responses?: Record<string, { content?: Record<string, unknown> }>;
       };
       // Console sign-in takes no API key and audits its failures by design: those operations
       // have their own hostile-input and abuse tests (test/session.security.test.ts).
@@ -92,7 +104,7 @@ export function contractOperations(): Operation[] {
         id: op.operationId,
         method: method.toUpperCase(),
         path,
-        tag: op.tags[0] as Operation['tag'],
+        tag: op.tags[0] ?? '',
         parameters,
         body: content
           ? {
@@ -102,6 +114,13 @@ export function contractOperations(): Operation[] {
             }
           : undefined,
         idempotent: parameters.some((p) => p.name === 'Idempotency-Key'),
+        produces: [
+          ...new Set(
+            Object.entries(op.responses ?? {})
+              .filter(([status]) => status.startsWith('2'))
+              .flatMap(([, r]) => Object.keys(resolve(r).content ?? {})),
+          ),
+        ],
       });
     }
   }
@@ -115,5 +134,30 @@ export function contractOperations(): Operation[] {
 export function allowedRoles(op: Operation): Role[] {
   if (op.path === '/v1/sandbox/sms') return ['merchant', 'carrier', 'admin'];
   if (op.tag === 'admin') return op.method === 'GET' ? ['admin', 'auditor'] : ['admin'];
-  return [op.tag];
+  if ((ROLES as readonly string[]).includes(op.tag)) return [op.tag as Role];
+  // An operation under a tag of its own: the role gate's areas decide (SPEC §3).
+  return rolesForArea(op.method, op.path) ?? [...ROLES];
+}
+
+/**
+ * The kind of object an operation's path parameter names, from the path (`/v1/charges/{id}` →
+ * `charge`); undefined for a route this list does not know yet, which is then fuzzed with ids of
+ * the right shape that name nothing.
+ */
+export function objectKind(op: Operation, param: string): string | undefined {
+  if (param === 'msisdn') return 'msisdn';
+  const rules: [RegExp, string][] = [
+    [/^\/v1\/admin\/carriers\//, 'carrier'],
+    [/^\/v1\/admin\/merchants\//, 'merchant'],
+    [/^\/v1\/admin\/api-keys\//, 'apiKey'],
+    [/^\/v1\/(admin|carrier)\/settlements\//, 'settlement'],
+    [/^\/v1\/carrier\/reconciliations\//, 'reconciliation'],
+    [/^\/v1\/charges\//, 'charge'],
+    [/^\/v1\/refunds\//, 'refund'],
+    [/^\/v1\/events\//, 'event'],
+    [/^\/v1\/admin\/adjustments\//, 'adjustment'],
+    [/^\/v1\/admin\/operators\//, 'operator'],
+    [/^\/v1\/(carrier\/port-outs|admin\/ports)\//, 'port'],
+  ];
+  return rules.find(([re]) => re.test(op.path))?.[1];
 }
