@@ -40,10 +40,12 @@ export function refuseHostileInput(): RequestHandler {
 }
 
 /**
- * Headers whose value the gateway keeps or echoes; X-Forwarded-For becomes `req.ip` behind a
- * trusted proxy, which every audit event records.
+ * Headers whose value the gateway keeps and that have no rule of their own: X-Forwarded-For
+ * becomes `req.ip` behind a trusted proxy, which every audit event records. Idempotency-Key and
+ * X-Request-Id have theirs in SPEC §3: a non-printable key is `idempotency_key_invalid`, and an
+ * X-Request-Id that is not printable ASCII is replaced by a generated id, never stored.
  */
-const HEADERS_READ = ['Idempotency-Key', 'X-Request-Id', 'X-Forwarded-For'] as const;
+const HEADERS_READ = ['X-Forwarded-For'] as const;
 
 /** Where a string came from: `param` as the problem names it, `path` as in `errors[]`. */
 interface Field {

@@ -124,7 +124,11 @@ export function toAppError(err: unknown): AppError {
     }));
     switch (e.status) {
       case 400: {
-        const amount = errors.find((x) => isAmountField(x.path));
+        // A malformed amount is invalid_amount; a missing one is an ordinary validation failure.
+        const amount = errors.find(
+          (x, i) =>
+            isAmountField(x.path) && !(e.errors?.[i]?.errorCode ?? '').startsWith('required'),
+        );
         if (amount) {
           const param = amount.path.replace(/^(body|query)\./, '');
           return new AppError(

@@ -576,6 +576,11 @@ function validRequest(op: Operation, as: Tenant = a) {
       name: 'Abuse',
       role: 'auditor',
     },
+    requestPortIn: { msisdn: as.msisdn, funding_type: 'prepaid' },
+    acceptPortOut: {},
+    rejectPortOut: { reason: 'abuse' },
+    completePort: {},
+    cancelPort: {},
   };
   let body: string | undefined;
   if (op.body?.contentTypes.includes('application/json')) {
