@@ -109,10 +109,11 @@ CREATE TABLE carrier_events (
 );
 CREATE INDEX carrier_events_carrier_idx ON carrier_events (carrier_id, id DESC);
 
--- Supersedes the body of migration 0011: as there, plus one step. Before a success debits the
--- subscriber, the subscriber's account row is locked and the record's status read; a record a
--- port completion marked ported_out answers 'ported' and nothing is written, and the gateway
--- resolves the number again (to its new holder). The caps check reuses the same lock.
+-- Supersedes the body of migration 0011: as there, plus one step. Once the statement holds the
+-- subscriber's account row lock (the capped path's spend-count lock, or the debit itself), it
+-- reads the record's status: a record a port completion marked ported_out answers 'ported' with
+-- nothing written (a debit already made is undone by raising SQLSTATE DC001), and the gateway
+-- resolves the number again (to its new holder). No extra lock is taken on the uncapped path.
 CREATE OR REPLACE FUNCTION execute_one_step_charge(
   p_owner_id       text,
   p_key            text,
@@ -130,6 +131,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_caps jsonb := p_record->'spend_caps';
   v_cap text;
+  v_debited boolean;
 BEGIN
   -- The lock idempotency-repo lockAndFind takes: one request per key at a time.
   IF NOT pg_try_advisory_xact_lock(hashtextextended(p_owner_id || E'\x1f' || p_key, 7)) THEN
@@ -149,10 +151,11 @@ BEGIN
     RETURN;
   END IF;
 
-  IF p_debit_amount IS NOT NULL THEN
-    -- The subscriber's account row lock, taken before anything else reads it: a port completion
-    -- holds it while it marks the record ported_out, so the status read next is the one after
-    -- the completion (each statement here takes a fresh snapshot).
+  -- A port completion holds the subscriber's account row lock while it marks the record
+  -- ported_out, so a status read after this statement has that lock is the one after the
+  -- completion (each statement here takes a fresh snapshot). A capped subscriber's lock is taken
+  -- first, for the spend count; otherwise the debit below takes it.
+  IF p_debit_amount IS NOT NULL AND v_caps IS NOT NULL THEN
     PERFORM 1 FROM ledger_accounts WHERE id = p_debit_account FOR UPDATE;
     PERFORM 1 FROM subscribers
       WHERE id = p_record->'charge'->>'subscriber_id' AND status = 'ported_out';
@@ -160,9 +163,6 @@ BEGIN
       RETURN QUERY SELECT 'ported'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
       RETURN;
     END IF;
-  END IF;
-
-  IF p_debit_amount IS NOT NULL AND v_caps IS NOT NULL THEN
     v_cap := spend_cap_exceeded(v_caps->>'subscriber_id', v_caps->>'timezone', p_debit_amount,
                                 (v_caps->>'daily_max')::bigint, (v_caps->>'monthly_max')::bigint);
     IF v_cap IS NOT NULL THEN
@@ -175,7 +175,20 @@ BEGIN
     UPDATE ledger_accounts SET posted = posted - p_debit_amount
      WHERE id = p_debit_account
        AND (floor IS NULL OR posted - pending - p_debit_amount >= floor);
-    IF NOT FOUND THEN
+    v_debited := FOUND;
+    IF v_caps IS NULL THEN
+      PERFORM 1 FROM subscribers
+        WHERE id = p_record->'charge'->>'subscriber_id' AND status = 'ported_out';
+      IF FOUND THEN
+        -- Ported under this charge: nothing may stay written, the debit included.
+        IF v_debited THEN
+          RAISE EXCEPTION 'the number was ported during the charge' USING ERRCODE = 'DC001';
+        END IF;
+        RETURN QUERY SELECT 'ported'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
+        RETURN;
+      END IF;
+    END IF;
+    IF NOT v_debited THEN
       RETURN QUERY SELECT 'below_floor'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
       RETURN;
     END IF;

@@ -591,6 +591,62 @@ describe('porting: races', () => {
     }
     expect((await verifyLedger(h)).ok).toBe(true);
   }, 60_000);
+
+  it('a one-step charge whose debit waited behind a completion of a postpaid number is undone and lands on the new holder', async () => {
+    // A postpaid record keeps its floor after the port, so the debit itself would succeed: the
+    // statement must see ported_out once it has the account lock, and undo the debit.
+    const losing = await newCarrier(h);
+    const gaining = await newCarrier(h);
+    const sub = await newSubscriber(h, losing, { funding_type: 'postpaid', credit_limit: '50000' });
+    const merchant = await newMerchant(h);
+    const port = (await portIn(gaining, { msisdn: sub.msisdn, funding_type: 'postpaid' })).body;
+    expect((await answer(losing, port.id, 'accept')).status).toBe(200);
+    const [old] = await records(sub.msisdn);
+
+    // Hold the old account's row lock, queue the completion behind it, then the charge behind
+    // the completion: when the lock is let go, the completion runs first.
+    const blocker = await h.c.pool.connect();
+    const waiting = async (n: number) => {
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await h.c.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_locks
+            WHERE NOT granted AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database())`,
+        );
+        if (rows[0]!.n >= n) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`fewer than ${n} waiters on the account lock`);
+    };
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [
+        old!.account_id,
+      ]);
+      const completion = adminClose(port.id, 'complete').then((r) => r);
+      await waiting(1);
+      const charged = charge(h, merchant, { msisdn: sub.msisdn, amount: '7000' }).then((r) => r);
+      await waiting(2);
+      await blocker.query('COMMIT');
+      const [done, answered] = await Promise.all([completion, charged]);
+      expect(done.status, JSON.stringify(done.body)).toBe(200);
+      // The new postpaid record starts with no credit: the retried charge is denied there.
+      expect(answered.status, JSON.stringify(answered.body)).toBe(402);
+    } finally {
+      blocker.release();
+    }
+    const [, fresh] = await records(sub.msisdn);
+    const { rows } = await h.c.pool.query<{ subscriber_id: string; status: string }>(
+      'SELECT subscriber_id, status FROM charges WHERE merchant_id = $1',
+      [merchant.id],
+    );
+    expect(rows).toEqual([{ subscriber_id: fresh!.id, status: 'denied' }]);
+    const balance = await h.c.pool.query<{ posted: string }>(
+      'SELECT posted::text FROM ledger_accounts WHERE id = $1',
+      [old!.account_id],
+    );
+    expect(balance.rows[0]!.posted).toBe('0');
+    expect((await verifyLedger(h)).ok).toBe(true);
+  });
 });
 
 describe('porting: bad input changes nothing', () => {
