@@ -90,6 +90,11 @@ CREATE INDEX ports_gaining_idx ON ports (gaining_carrier_id, id DESC);
 CREATE INDEX ports_losing_idx ON ports (losing_carrier_id, id DESC);
 CREATE INDEX ports_due_idx ON ports (effective_at) WHERE status = 'accepted';
 
+-- A ported_out record's account takes no more debits from the one-step statement: the
+-- completion closes it in its transaction, so a debit that succeeds there was made before the
+-- port, and the statement needs no status read on its success path.
+ALTER TABLE ledger_accounts ADD COLUMN closed_at timestamptz;
+
 -- What carriers are told (they have no webhook endpoints), read with GET /v1/carrier/events and
 -- written in the transaction of the change. Each step of a port writes one event for each
 -- carrier of the port (`data` is the port as that carrier sees it, `subject_id` the port); a
@@ -109,11 +114,12 @@ CREATE TABLE carrier_events (
 );
 CREATE INDEX carrier_events_carrier_idx ON carrier_events (carrier_id, id DESC);
 
--- Supersedes the body of migration 0011: as there, plus one step. Once the statement holds the
--- subscriber's account row lock (the capped path's spend-count lock, or the debit itself), it
--- reads the record's status: a record a port completion marked ported_out answers 'ported' with
--- nothing written (a debit already made is undone by raising SQLSTATE DC001), and the gateway
--- resolves the number again (to its new holder). No extra lock is taken on the uncapped path.
+-- Supersedes the body of migration 0011: as there, plus one step. A port completion holds the
+-- subscriber's account row lock while it marks the record ported_out and closes its account. A
+-- capped charge reads the status once it holds that lock for the spend count; an uncapped one's
+-- debit refuses a closed account, and only a refused debit reads the status. Either way a record
+-- ported under the charge answers 'ported' with nothing written, and the gateway resolves the
+-- number again (to its new holder). No lock or read is added to an uncapped charge's success.
 CREATE OR REPLACE FUNCTION execute_one_step_charge(
   p_owner_id       text,
   p_key            text,
@@ -131,7 +137,6 @@ LANGUAGE plpgsql AS $$
 DECLARE
   v_caps jsonb := p_record->'spend_caps';
   v_cap text;
-  v_debited boolean;
 BEGIN
   -- The lock idempotency-repo lockAndFind takes: one request per key at a time.
   IF NOT pg_try_advisory_xact_lock(hashtextextended(p_owner_id || E'\x1f' || p_key, 7)) THEN
@@ -152,9 +157,10 @@ BEGIN
   END IF;
 
   -- A port completion holds the subscriber's account row lock while it marks the record
-  -- ported_out, so a status read after this statement has that lock is the one after the
-  -- completion (each statement here takes a fresh snapshot). A capped subscriber's lock is taken
-  -- first, for the spend count; otherwise the debit below takes it.
+  -- ported_out and closes its account, so a status read once this statement has that lock is
+  -- the one after the completion (each statement here takes a fresh snapshot). A capped
+  -- subscriber's lock is taken first, for the spend count; otherwise the debit below takes it,
+  -- refusing a closed account, and only a refused debit reads the status.
   IF p_debit_amount IS NOT NULL AND v_caps IS NOT NULL THEN
     PERFORM 1 FROM ledger_accounts WHERE id = p_debit_account FOR UPDATE;
     PERFORM 1 FROM subscribers
@@ -174,21 +180,16 @@ BEGIN
   IF p_debit_amount IS NOT NULL THEN
     UPDATE ledger_accounts SET posted = posted - p_debit_amount
      WHERE id = p_debit_account
-       AND (floor IS NULL OR posted - pending - p_debit_amount >= floor);
-    v_debited := FOUND;
-    IF v_caps IS NULL THEN
+       AND (floor IS NULL OR posted - pending - p_debit_amount >= floor)
+       AND closed_at IS NULL;
+    IF NOT FOUND THEN
+      -- Short of funds, or the account was closed by a port completed under this charge.
       PERFORM 1 FROM subscribers
         WHERE id = p_record->'charge'->>'subscriber_id' AND status = 'ported_out';
       IF FOUND THEN
-        -- Ported under this charge: nothing may stay written, the debit included.
-        IF v_debited THEN
-          RAISE EXCEPTION 'the number was ported during the charge' USING ERRCODE = 'DC001';
-        END IF;
         RETURN QUERY SELECT 'ported'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
         RETURN;
       END IF;
-    END IF;
-    IF NOT v_debited THEN
       RETURN QUERY SELECT 'below_floor'::text, NULL::text, NULL::integer, NULL::text, NULL::text;
       RETURN;
     END IF;
@@ -243,6 +244,7 @@ END $$;
 -- Down Migration
 -- execute_one_step_charge keeps its 0013 body: it works on the older schema too.
 DROP TABLE carrier_events;
+ALTER TABLE ledger_accounts DROP COLUMN closed_at;
 DROP TABLE ports;
 ALTER TABLE journal_transactions DROP CONSTRAINT journal_transactions_kind_check;
 ALTER TABLE journal_transactions ADD CONSTRAINT journal_transactions_kind_check

@@ -331,6 +331,11 @@ export async function lockSubscriberAccount(db: Queryable, accountId: string): P
   await db.query('SELECT 1 FROM ledger_accounts WHERE id = $1 FOR UPDATE', [accountId]);
 }
 
+/** Marks a ported_out record's account closed: the one-step statement debits it no more. */
+export async function closeSubscriberAccount(db: Queryable, accountId: string): Promise<void> {
+  await db.query('UPDATE ledger_accounts SET closed_at = now() WHERE id = $1', [accountId]);
+}
+
 export async function insertOtp(
   db: Queryable,
   chargeId: string,
@@ -494,9 +499,6 @@ export interface OneStepSpendCaps {
   monthlyMax: bigint | null;
 }
 
-/** SQLSTATE execute_one_step_charge raises to undo a debit of a record ported under it. */
-const PORTED_DURING_CHARGE = 'DC001';
-
 /**
  * Executes a one-step charge in one statement (migrations 0009 and 0011, execute_one_step_charge).
  * Under the request key's advisory lock, unless the key already has an answer: with a journal,
@@ -519,61 +521,54 @@ export async function executeOneStepCharge(
   },
 ): Promise<OneStepResult> {
   const { request: r, journal: j, record, spendCaps: caps } = c;
-  const result = await db
-    .query<{ outcome: string } & Partial<StoredResponse>>({
-      name: 'charges-execute-one-step',
-      text: `SELECT outcome, fingerprint, response_status, content_type, response_body
+  const { rows } = await db.query<{ outcome: string } & Partial<StoredResponse>>({
+    name: 'charges-execute-one-step',
+    text: `SELECT outcome, fingerprint, response_status, content_type, response_body
              FROM execute_one_step_charge($1, $2, $3, $4, $5, $6, $7::bigint, $8, $9)`,
-      values: [
-        r.ownerId,
-        r.key,
-        r.fingerprint,
-        r.method,
-        r.path,
-        j?.debit.accountId ?? null,
-        j?.debit.amount.toString() ?? null,
-        j === null
-          ? null
-          : JSON.stringify({
-              id: j.id,
-              kind: j.kind,
-              reference_id: j.referenceId,
-              currency: j.currency,
-              legs: j.legs.map((l) => ({
-                account_id: l.account.id,
-                amount: l.amount.toString(),
-                hot: l.account.hot,
-              })),
-            }),
-        JSON.stringify({
-          charge: record.charge,
-          audit_event: record.auditEvent,
-          event: record.event,
-          response: {
-            status: record.response.status,
-            content_type: record.response.contentType,
-            body: record.response.body,
-          },
-          ...(caps
-            ? {
-                spend_caps: {
-                  subscriber_id: caps.subscriberId,
-                  timezone: caps.timezone,
-                  daily_max: caps.dailyMax?.toString() ?? null,
-                  monthly_max: caps.monthlyMax?.toString() ?? null,
-                },
-              }
-            : {}),
-        }),
-      ],
-    })
-    .catch((err: unknown) => {
-      // The number was ported while the statement held its debit: the statement undid it.
-      if ((err as { code?: string }).code === PORTED_DURING_CHARGE) return null;
-      throw err;
-    });
-  if (result === null) return { outcome: 'ported' };
-  const row = result.rows[0]!;
+    values: [
+      r.ownerId,
+      r.key,
+      r.fingerprint,
+      r.method,
+      r.path,
+      j?.debit.accountId ?? null,
+      j?.debit.amount.toString() ?? null,
+      j === null
+        ? null
+        : JSON.stringify({
+            id: j.id,
+            kind: j.kind,
+            reference_id: j.referenceId,
+            currency: j.currency,
+            legs: j.legs.map((l) => ({
+              account_id: l.account.id,
+              amount: l.amount.toString(),
+              hot: l.account.hot,
+            })),
+          }),
+      JSON.stringify({
+        charge: record.charge,
+        audit_event: record.auditEvent,
+        event: record.event,
+        response: {
+          status: record.response.status,
+          content_type: record.response.contentType,
+          body: record.response.body,
+        },
+        ...(caps
+          ? {
+              spend_caps: {
+                subscriber_id: caps.subscriberId,
+                timezone: caps.timezone,
+                daily_max: caps.dailyMax?.toString() ?? null,
+                monthly_max: caps.monthlyMax?.toString() ?? null,
+              },
+            }
+          : {}),
+      }),
+    ],
+  });
+  const row = rows[0]!;
   switch (row.outcome) {
     case 'stored':
       return {

@@ -106,6 +106,8 @@ export async function completePortIn(
     });
     if (!moved) throw new AppError('internal_error', `Port ${port.id}: balance did not move.`);
   }
+  // Read-only history from now on: the one-step charge statement refuses to debit it.
+  await chargesRepo.closeSubscriberAccount(tx, losing.account_id);
   await insertAuditEvent(tx, actor, {
     action: 'subscriber.ported_out',
     objectType: 'subscriber',
