@@ -216,10 +216,11 @@ BEGIN
          c.captured_at
     FROM jsonb_populate_record(NULL::charges, p_record->'charge') AS c;
 
-  INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_ip, action, object_type,
-                            object_id, request_id, summary)
-  SELECT a.id, a.actor_type, a.actor_id, a.api_key_id, a.actor_ip, a.action, a.object_type,
-         a.object_id, a.request_id, a.summary
+  -- actor_operator is added by migration 0014; the body is only planned when it first runs.
+  INSERT INTO audit_events (id, actor_type, actor_id, api_key_id, actor_operator, actor_ip, action,
+                            object_type, object_id, request_id, summary)
+  SELECT a.id, a.actor_type, a.actor_id, a.api_key_id, a.actor_operator, a.actor_ip, a.action,
+         a.object_type, a.object_id, a.request_id, a.summary
     FROM jsonb_populate_record(NULL::audit_events, p_record->'audit_event') AS a;
 
   INSERT INTO events (id, merchant_id, type, subject_id, data, delivery_status, next_attempt_at)

@@ -192,8 +192,8 @@ beforeAll(async () => {
   ]);
   aNumbers = a.msisdns;
   cNumbers = c.msisdns;
-  // The merchant's machine key charges by the one-step statement; a person's key takes the
-  // transactional path: the porting race goes through both.
+  // The merchant charges with its machine key and with a staff member's personal key; reserve
+  // charges take the transactional path, so the porting race goes through both paths.
   const staff = await expectOk(
     'merchant staff',
     api(g1, 'POST', '/v1/admin/operators', alice.key, {

@@ -325,12 +325,7 @@ export function createChargesService(deps: {
       amount,
       idem,
     };
-    // The one-step statement writes its audit event without actor_operator, so a charge made
-    // with a person's key takes the transactional path, which names them.
-    const oneStep =
-      (input.capture ?? true) &&
-      !needsConsent(merchant, carrier, amount) &&
-      (actor.operatorId ?? null) === null;
+    const oneStep = (input.capture ?? true) && !needsConsent(merchant, carrier, amount);
     if (oneStep) return executeOneStep(attempt);
     return idempotency.run(idem, (tx) => executeCharge(tx, attempt));
   }
