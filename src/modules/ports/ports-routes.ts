@@ -35,41 +35,29 @@ export function portsRoutes(deps: { ports: PortsService }): Router {
     });
   }
 
-  router.post(
-    '/v1/carrier/port-outs/:id/accept',
-    carrier,
-    requireIdempotencyKey(),
-    async (req, res) => {
-      sendOutcome(
-        res,
-        await ports.answerPortOut(
-          actorOf(req),
-          authOf(req).ownerId,
-          req.params.id as string,
-          { accept: true },
-          idempotencyOf(req, res),
-        ),
-      );
-    },
-  );
-  router.post(
-    '/v1/carrier/port-outs/:id/reject',
-    carrier,
-    requireIdempotencyKey(),
-    async (req, res) => {
-      const { reason } = req.body as { reason: string };
-      sendOutcome(
-        res,
-        await ports.answerPortOut(
-          actorOf(req),
-          authOf(req).ownerId,
-          req.params.id as string,
-          { accept: false, reason },
-          idempotencyOf(req, res),
-        ),
-      );
-    },
-  );
+  for (const action of ['accept', 'reject'] as const) {
+    router.post(
+      `/v1/carrier/port-outs/:id/${action}`,
+      carrier,
+      requireIdempotencyKey(),
+      async (req, res) => {
+        const answer =
+          action === 'accept'
+            ? { accept: true as const }
+            : { accept: false as const, reason: (req.body as { reason: string }).reason };
+        sendOutcome(
+          res,
+          await ports.answerPortOut(
+            actorOf(req),
+            authOf(req).ownerId,
+            req.params.id as string,
+            answer,
+            idempotencyOf(req, res),
+          ),
+        );
+      },
+    );
+  }
 
   router.get('/v1/admin/ports', requireRole('admin', 'auditor'), async (req, res) => {
     res.json(
